@@ -1,0 +1,105 @@
+"""Command-line flags for schedule parameters, shared by the plot CLI and the trainer.
+
+Every parameter of every schedule is one flag of the same name (--initial_lr, --cycle_steps, ...), unset by
+default. `build` turns the flags that were set into a schedule, filling unset lengths from the run's length.
+"""
+
+import inspect
+
+from absl import flags
+
+from schedules import cosine, registry, validation
+
+_FLOATS = {
+    "initial_lr": "Peak learning rate (default 1e-3).",
+    "min_lr": "Floor of the learning rate (default 0).",
+    "cycle_multiplier": "cosine_restarts: each cycle is this many times longer than the one before (>= 1).",
+    "peak_decay": "cosine_restarts: each cycle's peak is this fraction of the one before (in (0, 1]).",
+    "decay_rate": "exponential: factor per decay_steps (default 0.1 over the run); inverse_time: slope "
+                  "(default 9, a tenth of initial_lr at the end of the run).",
+    "power": "polynomial: exponent of the decay.",
+    "warmup_fraction": "one_cycle: fraction of total_steps spent rising (default 0.3).",
+}
+_STEPS = {
+    "warmup_steps": "Steps of linear warmup (cosine: 5% of the run; cosine_restarts: 10% of a cycle; "
+                    "warmup_stable_decay: 5% of the run).",
+    "cycle_steps": "cosine_restarts: length of the first cycle (default a quarter of the run).",
+    "decay_steps": "polynomial, exponential, inverse_time: decay period (default the run); "
+                   "warmup_stable_decay: decay length (default 20% of the run).",
+    "total_steps": "cosine, one_cycle: steps until min_lr (default the run).",
+    "stable_steps": "warmup_stable_decay: steps at initial_lr (default what warmup and decay leave).",
+    "max_cycles": "cosine_restarts: cycles before staying at min_lr (default unlimited).",
+}
+_BOOLS = {
+    "staircase": "exponential, inverse_time: decay in whole periods.",
+    "cycle": "polynomial: start a new, longer period at every multiple of decay_steps.",
+}
+
+
+def define(flag_values=flags.FLAGS):
+    """Defines one flag per schedule parameter on `flag_values`, each unset (None) by default."""
+    for name, help_text in _FLOATS.items():
+        flags.DEFINE_float(name, None, help_text, flag_values=flag_values)
+    for name, help_text in _STEPS.items():
+        flags.DEFINE_integer(name, None, help_text, flag_values=flag_values)
+    for name, help_text in _BOOLS.items():
+        flags.DEFINE_boolean(name, None, help_text, flag_values=flag_values)
+    flags.DEFINE_enum("decay_shape", None, cosine.DECAY_SHAPES, "warmup_stable_decay: shape of the decay "
+                      "(default cosine).", flag_values=flag_values)
+    flags.DEFINE_list("boundaries", None, "piecewise_constant: steps where the rate changes.",
+                      flag_values=flag_values)
+    flags.DEFINE_list("values", None, "piecewise_constant: the rates, one more than boundaries.",
+                      flag_values=flag_values)
+
+
+def given(flag_values=flags.FLAGS):
+    """The schedule parameters set on the command line (or in a flagfile), as Python values."""
+    names = [*_FLOATS, *_STEPS, *_BOOLS, "decay_shape", "boundaries", "values"]
+    values = {name: flag_values[name].value for name in names if flag_values[name].value is not None}
+    for name, convert in (("boundaries", int), ("values", float)):
+        if name in values:
+            try:
+                values[name] = [convert(v) for v in values[name]]
+            except ValueError:
+                raise validation.ParameterError(name, f"a comma-separated list of {convert.__name__}s",
+                                                ",".join(values[name])) from None
+    return values
+
+
+def build(name, params, run_steps):
+    """Builds schedule `name` from `params`, filling unset lengths and rates from a run of `run_steps` steps.
+
+    Parameters of other schedules in `params` are ignored, so one set of flags can serve several curves.
+
+    >>> build("cosine_restarts", {"initial_lr": 0.1, "cycle_multiplier": 2.0}, run_steps=1000)
+    CosineRestarts(initial_lr=0.1, min_lr=0.0, warmup_steps=25, cycle_steps=250, cycle_multiplier=2.0, \
+peak_decay=1.0, max_cycles=None)
+    """
+    expected = registry.parameters(name)
+    params = {k: v for k, v in params.items() if k in expected}
+    for parameter, default in {"initial_lr": 1e-3, "min_lr": 0.0, **_defaults(name, params, run_steps)}.items():
+        if parameter in expected:
+            params.setdefault(parameter, default)
+    missing = [p for p, d in expected.items() if d is inspect.Parameter.empty and p not in params]
+    if missing:
+        raise validation.ParameterError(missing[0], f"set for schedule {name}", None)
+    return registry.get(name, **params)
+
+
+def _defaults(name, params, run_steps):
+    run_steps = max(int(run_steps), 1)
+    if name in ("polynomial", "exponential", "inverse_time"):
+        return {"decay_steps": run_steps, "decay_rate": 0.1 if name == "exponential" else 9.0}
+    if name == "cosine":
+        return {"warmup_steps": run_steps // 20, "total_steps": run_steps}
+    if name == "one_cycle":
+        return {"total_steps": run_steps}
+    if name == "cosine_restarts":
+        cycle_steps = params.get("cycle_steps", max(run_steps // 4, 1))
+        return {"cycle_steps": cycle_steps, "warmup_steps": cycle_steps // 10}
+    if name == "warmup_stable_decay":
+        warmup_steps = params.get("warmup_steps", run_steps // 20)
+        decay_steps = params.get("decay_steps", max(run_steps // 5, 1))
+        return {"warmup_steps": warmup_steps, "decay_steps": decay_steps,
+                "stable_steps": max(run_steps - warmup_steps - decay_steps, 0)}
+    return {}

@@ -1,0 +1,100 @@
+"""Draws learning-rate curves: `python -m schedules.plot --schedule=cosine_restarts,cosine --steps=20000`.
+
+Every schedule parameter is a flag (see schedules.flags); unset lengths follow from --steps. Needs matplotlib
+(`pip install 'stepwise[plot]'`).
+"""
+
+import sys
+
+import numpy as np
+from absl import app, flags
+
+from schedules import flags as schedule_flags
+from schedules import registry, validation
+
+# Curves longer than this are drawn from this many evenly spaced whole steps.
+MAX_POINTS = 1_000_000
+
+
+def curve(schedule, steps):
+    """(steps, rates) as numpy arrays: the rate at every whole step in [0, steps]."""
+    if steps + 1 <= MAX_POINTS:
+        x = np.arange(steps + 1, dtype=np.int64)
+    else:
+        x = np.unique(np.linspace(0, steps, MAX_POINTS).astype(np.int64))
+    return x, schedule(x).numpy()
+
+
+def figure(named, steps, log_scale=False, title=None):
+    """A matplotlib Figure with one line per schedule in `named` ({label: schedule})."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    fig, axes = pyplot.subplots(figsize=(8, 4.5), dpi=100)
+    for label, schedule in named.items():
+        axes.plot(*curve(schedule, steps), label=label, linewidth=1.2)
+    axes.set_xlabel("step")
+    axes.set_ylabel("learning rate")
+    if log_scale:
+        axes.set_yscale("log")
+    if title:
+        axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    if len(named) > 1:
+        axes.legend()
+    fig.tight_layout()
+    return fig
+
+
+def image(named, steps, title=None):
+    """The figure of `named` as an RGB uint8 array [height, width, 3] (for TensorBoard)."""
+    fig = figure(named, steps, title=title)
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    from matplotlib import pyplot
+    pyplot.close(fig)
+    return rgb
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("schedule", ["cosine_restarts"], "Schedules to draw, comma-separated: "
+                  + ", ".join(registry.names()) + ".")
+flags.DEFINE_integer("steps", 20000, "Draw steps 0 to this.", lower_bound=1)
+flags.DEFINE_string("out", "lr.png", "Image file to write (png, svg or pdf).")
+flags.DEFINE_boolean("log_scale", False, "Logarithmic learning-rate axis.")
+flags.DEFINE_string("title", None, "Title of the figure.")
+schedule_flags.define()
+
+
+def main(argv):
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        _fail("schedules.plot needs matplotlib: pip install 'stepwise[plot]'")
+    try:
+        params = schedule_flags.given()
+        named = {name: schedule_flags.build(name, params, FLAGS.steps) for name in FLAGS.schedule}
+    except validation.ParameterError as error:
+        _fail(f"--{error}")
+    fig = figure(named, FLAGS.steps, log_scale=FLAGS.log_scale, title=FLAGS.title)
+    try:
+        fig.savefig(FLAGS.out)
+    except (OSError, ValueError) as error:
+        _fail(f"--out: cannot write {FLAGS.out}: {error}")
+    print(f"wrote {FLAGS.out}")
+
+
+def _fail(message):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

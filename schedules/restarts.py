@@ -1,0 +1,126 @@
+"""Cosine annealing with warm restarts, cycles placed by exact rational arithmetic on the step."""
+
+import decimal
+import fractions
+
+import tensorflow as tf
+
+from schedules import base, validation
+
+# Cycle starts are tabulated when cycles grow; a multiplier so close to 1 that more cycles than this start
+# below MAX_STEP is refused (cycle_multiplier=1 needs no table).
+MAX_TABULATED_CYCLES = 2**16
+
+
+def cycle_starts(cycle_steps, cycle_multiplier, max_cycles=None):
+    """Returns (first_steps, starts, lengths) of the cycles, for a cycle_multiplier above 1.
+
+    Cycle k spans the real interval [S_k, S_k+1) with S_k = cycle_steps * (m**k - 1) / (m - 1) and m the
+    decimal `cycle_multiplier` prints as (1.2 is 6/5). first_steps[k] = ceil(S_k), computed exactly, is the
+    first whole step in cycle k; starts[k] = S_k and lengths[k] = cycle_steps * m**k are the nearest floats.
+    The list ends with the first cycle that starts past MAX_STEP, or with cycle max_cycles (the end of the
+    last one), so its length is one more than the number of cycles.
+
+    >>> cycle_starts(10, 1.5, max_cycles=3)[0]
+    [0, 10, 25, 48]
+    """
+    m = fractions.Fraction(str(cycle_multiplier))
+    p, q = m.numerator, m.denominator
+    context = decimal.Context(prec=60)
+    m_decimal = context.divide(decimal.Decimal(p), decimal.Decimal(q))
+    first_steps, starts, lengths = [], [], []
+    start, length = decimal.Decimal(0), decimal.Decimal(cycle_steps)
+    k = 0
+    while True:
+        first_steps.append(_ceil(start, k, cycle_steps, p, q))
+        starts.append(float(start))
+        lengths.append(float(length))
+        if first_steps[-1] > base.MAX_STEP or k == max_cycles:
+            return first_steps, starts, lengths
+        if k == MAX_TABULATED_CYCLES:
+            raise validation.ParameterError(
+                "cycle_multiplier",
+                f"1, or large enough that at most {MAX_TABULATED_CYCLES} cycles of cycle_steps={cycle_steps} "
+                "start below step 2**53 (or set max_cycles)", cycle_multiplier)
+        start = context.add(start, length)
+        length = context.multiply(length, m_decimal)
+        k += 1
+
+
+def _ceil(start, k, cycle_steps, p, q):
+    """ceil(S_k), from the 60-digit S_k unless it is within rounding of a whole number."""
+    fraction = start - int(start)
+    if decimal.Decimal("1e-30") < fraction < 1 - decimal.Decimal("1e-30"):
+        return int(start) + 1
+    if k == 0:
+        return 0
+    # S_k = c * (p**k - q**k) / ((p - q) * q**(k - 1)), in integers.
+    numerator = cycle_steps * (p**k - q**k)
+    denominator = (p - q) * q**(k - 1)
+    return -(-numerator // denominator)
+
+
+@base.register
+class CosineRestarts(base.Schedule):
+    """Cosine annealing with linear warmup and warm restarts (SGDR), stateless and exact at every restart.
+
+    Cycle i lasts L_i = cycle_steps * m**i steps (m = cycle_multiplier) and starts at
+    S_i = cycle_steps * (m**i - 1) / (m - 1) (i * cycle_steps for m = 1). At position t = s - S_i in it:
+
+    lr(s) = min_lr + (peak_i - min_lr) * t / W_i                             for t < W_i = warmup_steps * m**i
+          = min_lr + (peak_i - min_lr) * (1 + cos(pi (t - W_i) / (L_i - W_i))) / 2  otherwise,
+    peak_i = max(initial_lr * peak_decay**i, min_lr); after max_cycles cycles, min_lr.
+
+    Whole step s belongs to cycle i when S_i <= s < S_i+1 under exact rational arithmetic, m read as the decimal
+    it prints as (1.2 is 6/5). When lengths are fractional the curve is the continuous one sampled at whole
+    steps: a cycle starting at S_i = 7441.6 first shows at step 7442 with t = 0.4. With whole lengths this is
+    the seed's counter-based class (its `multi` is m - 1) at every step.
+
+    >>> s = CosineRestarts(initial_lr=1.0, min_lr=0.0, warmup_steps=0, cycle_steps=10, cycle_multiplier=2.0)
+    >>> [round(float(s(x)), 4) for x in (0, 5, 10, 20, 30, 70)]
+    [1.0, 0.5, 1.0, 0.5, 1.0, 1.0]
+    """
+
+    def __init__(self, initial_lr, min_lr, warmup_steps, cycle_steps, cycle_multiplier=1.0, peak_decay=1.0,
+                 max_cycles=None):
+        initial_lr, min_lr = validation.rates(initial_lr, min_lr)
+        cycle_steps = validation.whole("cycle_steps", cycle_steps, low=1)
+        warmup_steps = validation.whole("warmup_steps", warmup_steps, high=cycle_steps - 1)
+        cycle_multiplier = validation.real("cycle_multiplier", cycle_multiplier, low=1.0)
+        peak_decay = validation.real("peak_decay", peak_decay, low=0.0, high=1.0, low_open=True)
+        if max_cycles is not None:
+            max_cycles = validation.whole("max_cycles", max_cycles, low=1)
+        super().__init__(initial_lr=initial_lr, min_lr=min_lr, warmup_steps=warmup_steps,
+                         cycle_steps=cycle_steps, cycle_multiplier=cycle_multiplier, peak_decay=peak_decay,
+                         max_cycles=max_cycles)
+        if cycle_multiplier > 1.0:
+            self._table = cycle_starts(cycle_steps, cycle_multiplier, max_cycles)
+
+    def rate(self, step):
+        c = self._config
+        cycle, position, length = self._place(step)
+        warmup = length * (c["warmup_steps"] / c["cycle_steps"])
+        peak = tf.maximum(c["initial_lr"] * tf.pow(tf.constant(c["peak_decay"], tf.float64), base.as_float(cycle)), c["min_lr"])
+        warm = base.linear(c["min_lr"], peak, position / tf.maximum(warmup, 1.0))
+        decay = base.cosine(peak, c["min_lr"], (position - warmup) / (length - warmup))
+        lr = tf.where(position < warmup, warm, decay)
+        if c["max_cycles"] is not None:
+            lr = tf.where(cycle >= c["max_cycles"], tf.constant(c["min_lr"], tf.float64), lr)
+        return lr
+
+    def _place(self, step):
+        """(cycle index, position in the cycle, cycle length) of each step."""
+        cycle_steps = self._config["cycle_steps"]
+        if self._config["cycle_multiplier"] == 1.0:
+            cycle = step // cycle_steps
+            return cycle, base.as_float(step - cycle * cycle_steps), tf.constant(float(cycle_steps), tf.float64)
+        first_steps, starts, lengths = self._table
+        flat = tf.reshape(step, [-1])
+        cycle = tf.searchsorted(tf.constant(first_steps, tf.int64), flat, side="right") - 1
+        last = tf.minimum(cycle, len(first_steps) - 2)
+        length = tf.gather(tf.constant(lengths, tf.float64), last)
+        position = tf.clip_by_value(base.as_float(flat) - tf.gather(tf.constant(starts, tf.float64), last),
+                                    0.0, length)
+        shape = tf.shape(step)
+        return (tf.reshape(tf.cast(cycle, tf.int64), shape), tf.reshape(position, shape),
+                tf.reshape(length, shape))

@@ -1,0 +1,281 @@
+"""Tests of trainer.data: tfds loading, Debian Fashion-MNIST, and step-indexed batches."""
+import gzip
+import io
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from trainer import data, fashion_mnist
+
+DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
+MOCK_EXAMPLES = 8
+
+
+def _one_line_error(excinfo, *fragments):
+    message = str(excinfo.value)
+    assert '\n' not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def _write_metadata(name, data_dir, sizes):
+    """Writes the metadata tfds leaves in `data_dir` after preparing `name` with these splits."""
+    builder = tfds.builder(name, data_dir=data_dir)
+    template = tfds.core.ShardedFileTemplate(data_dir=builder.data_path, dataset_name=name,
+                                             filetype_suffix='tfrecord')
+    builder.info.set_splits(tfds.core.SplitDict([
+        tfds.core.SplitInfo(name=split, shard_lengths=[n], num_bytes=0,
+                            filename_template=template.replace(split=split))
+        for split, n in sizes.items()]))
+    builder.data_path.mkdir(parents=True)
+    builder.info.write_to_directory(builder.data_path)
+
+
+def _mock_prepared(name, data_dir, sizes):
+    _write_metadata(name, data_dir, sizes)
+    return tfds.testing.mock_data(num_examples=MOCK_EXAMPLES, data_dir=str(data_dir),
+                                  policy=tfds.testing.MockPolicy.USE_FILES)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """tfds cannot download anything, as on a machine without network."""
+    def fail(self, *args, **kwargs):
+        raise ConnectionError(f'cannot reach the download server for {self.name}')
+    monkeypatch.setattr(tfds.core.DatasetBuilder, 'download_and_prepare', fail)
+
+
+# --- any tfds dataset ---------------------------------------------------------------------
+
+def test_info_comes_from_the_tfds_features(tmp_path):
+    with _mock_prepared('mnist', tmp_path, {'train': 60, 'test': 20}):
+        assert data.info('mnist', str(tmp_path)) == data.DatasetInfo(
+            'mnist', (28, 28, 1), 10, tuple(str(i) for i in range(10)))
+    with _mock_prepared('cifar10', tmp_path, {'train': 50, 'test': 10}):
+        cifar = data.info('cifar10', str(tmp_path))
+        assert cifar.image_shape == (32, 32, 3) and cifar.num_classes == 10
+
+
+def test_prepared_tfds_dataset_sizes_and_examples(tmp_path):
+    with _mock_prepared('mnist', tmp_path, {'train': 60, 'test': 20}):
+        assert data.num_examples('mnist', 'train', str(tmp_path)) == 60
+        assert data.num_examples('mnist', 'train[:25%]', str(tmp_path)) == 60 // 4
+        assert data.num_examples('mnist', 'train[10:]+test[:5]', str(tmp_path)) == 50 + 5
+        examples = data.load('mnist', 'test[:3]', str(tmp_path))
+        assert examples.element_spec == (tf.TensorSpec([28, 28, 1], tf.uint8),
+                                         tf.TensorSpec([], tf.int64))
+        labels = [int(label) for _, label in examples]
+        assert len(labels) == MOCK_EXAMPLES  # the mock ignores the slice
+        assert all(0 <= label < 10 for label in labels)
+
+
+@pytest.mark.parametrize('split', ['tes', 'validation', 'train[:5', 'train[:200%]', 'test[:21]'])
+def test_bad_split_strings(tmp_path, split):
+    with _mock_prepared('mnist', tmp_path, {'train': 60, 'test': 20}):
+        for call in (data.num_examples, data.load):
+            with pytest.raises(data.DataError) as excinfo:
+                call('mnist', split, str(tmp_path))
+            _one_line_error(excinfo, '--train_split/--eval_split', repr(split))
+
+
+def test_unknown_dataset(tmp_path):
+    with pytest.raises(data.DataError) as excinfo:
+        data.info('no_such_dataset', str(tmp_path))
+    _one_line_error(excinfo, '--dataset=no_such_dataset', 'fashion_mnist')
+
+
+def test_dataset_without_images(tmp_path):
+    with pytest.raises(data.DataError) as excinfo:
+        data.info('imdb_reviews', str(tmp_path))
+    _one_line_error(excinfo, '--dataset=imdb_reviews', 'image-classification')
+
+
+def test_unprepared_dataset_offline(tmp_path, offline):
+    with pytest.raises(data.DataError) as excinfo:
+        data.load('mnist', 'train', str(tmp_path))
+    _one_line_error(excinfo, '--dataset=mnist', '--data_dir', str(tmp_path), 'ConnectionError')
+
+
+# --- Fashion-MNIST from Debian's package ----------------------------------------------------
+
+@pytest.fixture
+def debian_files():
+    if not os.path.isdir(DEBIAN_DIR):
+        pytest.fail(f'{DEBIAN_DIR} is missing: run `apt-get install dataset-fashion-mnist`; '
+                    'CI installs it and this test must run')
+    return DEBIAN_DIR
+
+
+def test_real_fashion_mnist(tmp_path, debian_files):
+    data_dir = str(tmp_path)
+    assert data.num_examples('fashion_mnist', 'train', data_dir) == 60_000
+    assert data.num_examples('fashion_mnist', 'test', data_dir) == 10_000
+    assert data.num_examples('fashion_mnist', 'train[:5%]', data_dir) == 3_000
+    examples = data.load('fashion_mnist', 'test[:100]', data_dir)
+    assert examples.element_spec == (tf.TensorSpec([28, 28, 1], tf.uint8),
+                                     tf.TensorSpec([], tf.int64))
+    images, labels = next(iter(examples.batch(1000)))
+    assert images.shape == (100, 28, 28, 1) and labels.shape == (100,)
+    assert labels[0] == 9  # the first test image is an ankle boot
+    _, all_labels = next(iter(data.load('fashion_mnist', 'test', data_dir).batch(10_000)))
+    assert np.array_equal(labels, all_labels[:100])
+    assert np.array_equal(np.bincount(all_labels), [1000] * 10)  # balanced: 1000 per class
+    _, ends = next(iter(data.load('fashion_mnist', 'test[:2]+test[-2:]', data_dir).batch(4)))
+    assert np.array_equal(ends, np.concatenate([all_labels[:2], all_labels[-2:]]))
+    assert data.info('fashion_mnist', data_dir).class_names[9] == 'Ankle boot'
+    assert not any(tmp_path.iterdir())  # read in place, nothing written
+
+
+def test_prepared_fashion_mnist_wins_over_debian(tmp_path):
+    with _mock_prepared('fashion_mnist', tmp_path, {'train': 30, 'test': 10}):
+        assert data.num_examples('fashion_mnist', 'train', str(tmp_path)) == 30
+
+
+def test_fashion_mnist_missing_everywhere(tmp_path, monkeypatch, offline):
+    monkeypatch.setattr(fashion_mnist, 'DEBIAN_DIR', str(tmp_path / 'absent'))
+    with pytest.raises(data.DataError) as excinfo:
+        data.num_examples('fashion_mnist', 'train', str(tmp_path))
+    _one_line_error(excinfo, '--dataset=fashion_mnist', 'apt-get install dataset-fashion-mnist')
+
+
+def _flip_last_label(path):
+    payload = bytearray(gzip.decompress(path.read_bytes()))
+    payload[-1] = (payload[-1] + 1) % 10
+    path.write_bytes(gzip.compress(bytes(payload)))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def _wrong_magic(path):
+    payload = bytearray(gzip.decompress(path.read_bytes()))
+    payload[3] = 0x03  # 2049 -> 2051: an images header on a labels file
+    path.write_bytes(gzip.compress(bytes(payload)))
+
+
+@pytest.mark.parametrize('damage, name, message', [
+    (_flip_last_label, 't10k-labels-idx1-ubyte.gz', 'sha256 mismatch'),
+    (_truncate, 't10k-images-idx3-ubyte.gz', 'cannot read'),
+    (_wrong_magic, 't10k-labels-idx1-ubyte.gz', 'is not an IDX labels file'),
+])
+def test_corrupt_debian_file(tmp_path, monkeypatch, debian_files, damage, name, message):
+    copy = tmp_path / 'debian'
+    shutil.copytree(debian_files, copy, ignore=lambda d, names: [n for n in names if 'train' in n])
+    for train_file in ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'):
+        (copy / train_file).symlink_to(os.path.join(debian_files, train_file))
+    damage(copy / name)
+    monkeypatch.setattr(fashion_mnist, 'DEBIAN_DIR', str(copy))
+    with pytest.raises(data.DataError) as excinfo:
+        data.load('fashion_mnist', 'test[:10]', str(tmp_path / 'data'))
+    _one_line_error(excinfo, '--dataset=fashion_mnist', str(copy / name), message,
+                    'apt-get install --reinstall dataset-fashion-mnist')
+
+
+# --- batches indexed by the global step -----------------------------------------------------
+
+def _examples(n):
+    """n examples whose image pixels all equal 2 * label, so pairs can be checked."""
+    labels = np.arange(n, dtype=np.int64)
+    images = np.broadcast_to((2 * labels).astype(np.uint8)[:, None, None, None], (n, 2, 2, 1))
+    return tf.data.Dataset.from_tensor_slices((images, labels))
+
+
+def _take(batches, count):
+    return [(images.numpy(), labels.numpy()) for images, labels in batches.take(count)]
+
+
+def _stream(n, batch_size, seed, start_step, count):
+    return _take(data.train_batches(_examples(n), n, batch_size, seed, start_step), count)
+
+
+def _assert_same(a, b):
+    assert len(a) == len(b)
+    for (images_a, labels_a), (images_b, labels_b) in zip(a, b):
+        assert np.array_equal(images_a, images_b) and np.array_equal(labels_a, labels_b)
+
+
+def test_train_batch_types_and_pairs():
+    (images, labels), = _stream(10, 3, seed=1, start_step=0, count=1)
+    assert images.dtype == np.float32 and images.shape == (3, 2, 2, 1)
+    assert labels.dtype == np.int32 and labels.shape == (3,)
+    assert np.array_equal(images[:, 0, 0, 0], 2.0 * labels)  # raw values, pairs intact
+
+
+def test_steps_per_epoch():
+    assert data.steps_per_epoch(60_000, 32) == 1875
+    assert data.steps_per_epoch(10, 3) == 3
+    with pytest.raises(data.DataError) as excinfo:
+        data.steps_per_epoch(10, 11)
+    _one_line_error(excinfo, '--batch_size=11', '--train_split')
+    with pytest.raises(data.DataError):
+        data.steps_per_epoch(10, 0)
+
+
+@pytest.mark.parametrize('start_step', [1, 2, 3, 4, 5, 6, 10, 17, 25])
+def test_resume_equals_uninterrupted(start_step):
+    # 10 examples, batch 3: 3 steps per epoch, so these starts cover mid-epoch, epoch
+    # boundaries and several epochs in.
+    uninterrupted = _stream(10, 3, seed=7, start_step=0, count=30)
+    resumed = _stream(10, 3, seed=7, start_step=start_step, count=5)
+    _assert_same(resumed, uninterrupted[start_step:start_step + 5])
+
+
+def test_resume_far_away_matches_its_epoch():
+    epoch_start = 3 * 10**9  # step of epoch 1e9; reaching it by replay would never finish
+    _assert_same(_stream(10, 3, seed=7, start_step=epoch_start + 2, count=2),
+                 _stream(10, 3, seed=7, start_step=epoch_start, count=4)[2:])
+
+
+@pytest.mark.parametrize('n, batch_size', [(10, 5), (10, 3), (7, 7)])
+def test_each_epoch_is_a_permutation(n, batch_size):
+    steps = n // batch_size
+    stream = _stream(n, batch_size, seed=3, start_step=0, count=6 * steps)
+    orders = [np.concatenate([labels for _, labels in stream[e * steps:(e + 1) * steps]])
+              for e in range(6)]
+    for order in orders:
+        assert len(order) == steps * batch_size
+        assert len(set(order)) == len(order) and set(order) <= set(range(n))
+    assert len({tuple(order) for order in orders}) == 6  # every epoch has its own order
+
+
+def test_seed_changes_the_order():
+    first = np.concatenate([labels for _, labels in _stream(10, 5, 1, 0, 2)])
+    second = np.concatenate([labels for _, labels in _stream(10, 5, 2, 0, 2)])
+    assert sorted(first) == sorted(second) and not np.array_equal(first, second)
+
+
+def _flat(stream):
+    return np.concatenate([np.concatenate([images.ravel(), labels]) for images, labels in stream])
+
+
+def test_same_batches_in_another_process():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = ('import sys; sys.path.insert(0, sys.argv[1]); import numpy as np;'
+              'from tests.test_data import _flat, _stream;'
+              'np.save(sys.stdout.buffer, _flat(_stream(100, 8, 11, 40, 3)))')
+    out = subprocess.run([sys.executable, '-c', script, root], capture_output=True, check=True,
+                         env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
+    assert np.array_equal(np.load(io.BytesIO(out.stdout)), _flat(_stream(100, 8, 11, 40, 3)))
+
+
+def test_train_batches_checks_the_example_count():
+    with pytest.raises(ValueError, match='num_examples=9'):
+        data.train_batches(_examples(10), 9, 3, seed=0)
+
+
+def test_eval_batches_cover_everything_once():
+    batches = data.eval_batches(_examples(10), 4)
+    for _ in range(2):  # second pass comes from the cache
+        taken = _take(batches, -1)
+        assert [len(labels) for _, labels in taken] == [4, 4, 2]
+        labels = np.concatenate([labels for _, labels in taken])
+        assert labels.dtype == np.int32 and np.array_equal(labels, np.arange(10))
+        images = np.concatenate([images for images, _ in taken])
+        assert images.dtype == np.float32 and np.array_equal(images[:, 1, 1, 0], 2.0 * labels)

@@ -1,0 +1,82 @@
+"""The picture CLI and the flag layer the trainer shares."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from absl import flags
+
+import schedules
+from schedules import flags as schedule_flags
+from schedules import plot
+
+
+def run_plot(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "schedules.plot", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def test_plot_writes_overlaid_curves(tmp_path):
+    out = tmp_path / "lr.png"
+    result = run_plot("--schedule=cosine_restarts,cosine,polynomial", "--steps=20000", "--cycle_steps=3000",
+                      "--cycle_multiplier=1.5", f"--out={out}")
+    assert result.returncode == 0, result.stderr
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--schedule=cosine_restart"], "--schedule"),
+    (["--schedule=cosine", "--warmup_steps=30000"], "--warmup_steps"),
+    (["--schedule=cosine_restarts", "--cycle_multiplier=0.5"], "--cycle_multiplier"),
+    (["--schedule=cosine", "--initial_lr=-1"], "--initial_lr"),
+    (["--schedule=piecewise_constant", "--boundaries=10,x", "--values=1,2,3"], "--boundaries"),
+    (["--schedule=piecewise_constant"], "--boundaries"),
+])
+def test_plot_bad_input_is_one_line(args, flag, tmp_path):
+    out = tmp_path / "lr.png"
+    out.write_bytes(b"keep")
+    result = run_plot(*args, f"--out={out}")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and flag in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert out.read_bytes() == b"keep"
+
+
+def test_image_is_rgb():
+    rgb = plot.image({"cosine": schedules.get("cosine", initial_lr=1.0, min_lr=0.0, warmup_steps=10,
+                                              total_steps=100)}, steps=100)
+    assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.std() > 0
+
+
+def test_curve_samples_every_step():
+    steps, rates = plot.curve(schedules.get("constant", initial_lr=0.5), 999)
+    assert list(steps) == list(range(1000)) and np.all(rates == 0.5)
+
+
+@pytest.fixture
+def flag_values():
+    values = flags.FlagValues()
+    schedule_flags.define(values)
+    return values
+
+
+def test_flags_fill_lengths_from_the_run(flag_values):
+    flag_values(["prog", "--cycle_steps=300", "--initial_lr=0.05", "--boundaries=10,20", "--values=1,0.5,0.1"])
+    given = schedule_flags.given(flag_values)
+    assert given == {"cycle_steps": 300, "initial_lr": 0.05, "boundaries": [10, 20], "values": [1.0, 0.5, 0.1]}
+    lr = schedule_flags.build("cosine_restarts", given, run_steps=1200)
+    assert lr.get_config() == dict(initial_lr=0.05, min_lr=0.0, warmup_steps=30, cycle_steps=300,
+                                   cycle_multiplier=1.0, peak_decay=1.0, max_cycles=None)
+    assert schedule_flags.build("cosine", given, run_steps=1200).get_config()["total_steps"] == 1200
+    wsd = schedule_flags.build("warmup_stable_decay", given, run_steps=1000).get_config()
+    assert (wsd["warmup_steps"], wsd["stable_steps"], wsd["decay_steps"]) == (50, 750, 200)
+    assert schedule_flags.build("piecewise_constant", given, 10).get_config()["values"] == [1.0, 0.5, 0.1]
+
+
+def test_every_schedule_parameter_has_a_flag(flag_values):
+    for name in schedules.names():
+        for parameter in schedules.parameters(name):
+            assert parameter in flag_values, parameter

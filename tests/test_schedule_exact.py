@@ -1,0 +1,114 @@
+"""Cycle placement of cosine_restarts checked against exact rational arithmetic, up to step 2**31 - 1."""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import schedules
+
+LAST = 2**31 - 1
+
+
+def exact_cycles(c, m):
+    """[(S_k, L_k)] as Fractions for every cycle starting at or below LAST."""
+    m = Fraction(str(m))
+    out, start, length = [], Fraction(0), Fraction(c)
+    while start <= LAST:
+        out.append((start, length))
+        start, length = start + length, length * m
+    return out
+
+
+def reference(c, m, w, steps, initial=1.0, minimum=0.0):
+    """Float64 rates with each step placed by exact comparison against the Fraction cycle starts."""
+    cycles = exact_cycles(c, m) if m != 1 else None
+    out = []
+    for step in map(int, steps):
+        if cycles is None:
+            start, length = Fraction(step // c * c), Fraction(c)
+        else:  # exact: Fraction <= int
+            start, length = cycles[max(i for i, (s, _) in enumerate(cycles) if s <= step)]
+        warm = float(length * w / c)
+        t = float(step - start)
+        length = float(length)
+        if t < warm:
+            out.append(minimum + (initial - minimum) * t / warm)
+        else:
+            out.append(minimum + 0.5 * (initial - minimum) * (1 + math.cos(math.pi * (t - warm) / (length - warm))))
+    return np.array(out)
+
+
+def boundary_steps(c, m):
+    """The last step before and the first step in every cycle, near and far out."""
+    steps = set()
+    for start, _ in exact_cycles(c, m)[1:]:
+        first = math.ceil(start)
+        steps.update(s for s in (first - 1, first, first + 1) if 0 <= s <= LAST)
+    return np.array(sorted(steps), dtype=np.int64)
+
+
+@pytest.mark.parametrize("c,m", [(1000, 2), (1000, 1.2), (10, 3), (1, 2), (2**20, 1.5), (7, 1.07), (999, 1.3),
+                                 (12345, 1), (50, 1.01)])
+def test_every_restart_up_to_2_31_is_placed_exactly(c, m):
+    lr = schedules.get("cosine_restarts", initial_lr=1.0, min_lr=0.0, warmup_steps=0, cycle_steps=c,
+                       cycle_multiplier=m)
+    steps = boundary_steps(c, m) if m != 1 else np.array(
+        [k * c + d for k in (1, 2, 1000, LAST // c) for d in (-1, 0, 1) if k * c + d <= LAST], dtype=np.int64)
+    ours = lr(steps).numpy().astype(np.float64)
+    expected = reference(c, m, 0, steps)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+    # Integral restart points are the new cycle's first step: the peak (warmup_steps=0).
+    restarts = [int(start) for start, _ in exact_cycles(c, m)[1:]
+                if start.denominator == 1] if m != 1 else [k * c for k in (1, 2, 1000, LAST // c)]
+    assert restarts
+    np.testing.assert_allclose(ours[np.searchsorted(steps, restarts)], 1.0, atol=1e-6)
+
+
+def test_peer_failure_points():
+    keras_like = schedules.get("cosine_restarts", initial_lr=1.0, min_lr=0.0, warmup_steps=0, cycle_steps=1000,
+                               cycle_multiplier=2.0)
+    assert float(keras_like(8_191_000)) == pytest.approx(1.0)  # a restart (Keras: 0)
+    assert float(keras_like(4_094_999)) < 1e-6  # the last step of a cycle (Keras: the peak)
+    tripled = schedules.get("cosine_restarts", initial_lr=1.0, min_lr=0.0, warmup_steps=0, cycle_steps=10,
+                            cycle_multiplier=3.0)
+    assert float(tripled(1210)) == pytest.approx(1.0)  # 10 + 30 + 90 + 270 + 810 (float64 log formula: old cycle)
+    assert float(tripled(1209)) < 1e-4
+
+
+def test_far_out_restart_with_fractional_multiplier():
+    # 2**20 * (1.5**17 - 1) / 0.5 = 2,064,145,456 exactly: a restart far out with m = 3/2.
+    lr = schedules.get("cosine_restarts", initial_lr=1.0, min_lr=0.1, warmup_steps=2**16, cycle_steps=2**20,
+                       cycle_multiplier=1.5)
+    values = lr(np.array([2_064_145_455, 2_064_145_456, 2_064_145_457], dtype=np.int64)).numpy()
+    assert values[0] == pytest.approx(0.1, abs=1e-6)  # end of cycle 16
+    assert values[1] == pytest.approx(0.1, abs=1e-7)  # warmup start of cycle 17
+    warm = 2**16 * 1.5**17
+    assert values[2] == pytest.approx(0.1 + 0.9 / warm, rel=1e-4)
+
+
+@pytest.mark.parametrize("c,m,w", [(1000, 1.2, 100), (333, 1.7, 33), (5000, 1, 500)])
+def test_random_steps_match_exact_reference(c, m, w):
+    rng = np.random.default_rng(0)
+    steps = np.concatenate([rng.integers(0, 50_000, 300), rng.integers(0, LAST, 300), [0, LAST]])
+    lr = schedules.get("cosine_restarts", initial_lr=1.0, min_lr=0.0, warmup_steps=w, cycle_steps=c,
+                       cycle_multiplier=m)
+    np.testing.assert_allclose(lr(steps).numpy(), reference(c, m, w, steps), rtol=1e-5, atol=1e-6)
+
+
+def test_fractional_restart_is_sampled_from_the_continuous_curve():
+    # S_5 = 1000 * (1.2**5 - 1) / 0.2 = 7441.6: step 7442 is 0.4 into cycle 5 (length 2488.32).
+    lr = schedules.get("cosine_restarts", initial_lr=1.0, min_lr=0.0, warmup_steps=0, cycle_steps=1000,
+                       cycle_multiplier=1.2)
+    assert float(lr(7442)) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.4 / 2488.32)), rel=1e-7)
+    assert float(lr(7441)) == pytest.approx(0.5 * (1 + math.cos(math.pi * (7441 - 5368) / 2073.6)), abs=1e-7)
+
+
+def test_max_cycles_then_min_lr():
+    lr = schedules.get("cosine_restarts", initial_lr=1.0, min_lr=0.05, warmup_steps=0, cycle_steps=100,
+                       cycle_multiplier=1.5, max_cycles=3)
+    # cycles: [0, 100), [100, 250), [250, 475); from 475 on, min_lr
+    values = lr(np.array([474, 475, 10**6, LAST], dtype=np.int64)).numpy()
+    assert values[0] > 0.05
+    np.testing.assert_allclose(values[1:], 0.05, rtol=1e-6)

@@ -1,0 +1,185 @@
+"""Image-classification data: loading through tfds and batches indexed by the global step.
+
+Training batch `step` holds positions [p * B, (p + 1) * B), p = step % steps_per_epoch, of
+epoch `step // steps_per_epoch`'s permutation, computed per index with
+`tf.random.experimental.index_shuffle` keyed by (seed, epoch). The data order is thus a pure
+function of the step, like the learning rate, and resuming at any step costs nothing.
+"""
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from trainer import fashion_mnist
+
+_SPLIT_FLAGS = '--train_split/--eval_split'
+_SPLIT_FORMAT_URL = 'https://www.tensorflow.org/datasets/splits'
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset."""
+    name: str
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    class_names: tuple[str, ...]
+
+
+class DataError(ValueError):
+    """Bad dataset, data dir or split, or data that cannot be had; the message is one line."""
+
+
+def _one_line(error):
+    return ' '.join(str(error.args[0] if error.args else type(error).__name__).split())
+
+
+def _builder(dataset, data_dir):
+    """The tfds builder of `dataset`, checked to be fixed-size image classification."""
+    try:
+        builder = tfds.builder(dataset, data_dir=data_dir)
+    except tfds.core.DatasetNotFoundError:
+        raise DataError(f'--dataset={dataset} is not a tensorflow-datasets name; use e.g. '
+                        'fashion_mnist, mnist or cifar10 (all: tfds.list_builders())') from None
+    features = builder.info.features
+    names = features.keys() if isinstance(features, tfds.features.FeaturesDict) else ()
+    if not ('image' in names and isinstance(features['image'], tfds.features.Image)
+            and 'label' in names and isinstance(features['label'], tfds.features.ClassLabel)):
+        raise DataError(f'--dataset={dataset} has no image and class-label features; use an '
+                        'image-classification dataset such as fashion_mnist, mnist or cifar10')
+    if None in features['image'].shape:
+        raise DataError(f'--dataset={dataset} has images of varying size '
+                        f'{features["image"].shape}; use a dataset with fixed-size images')
+    return builder
+
+
+def _source(dataset, data_dir):
+    """(builder, whether to read Debian's Fashion-MNIST files); prepares the data if needed."""
+    builder = _builder(dataset, data_dir)
+    if builder.data_path.exists() and builder.is_prepared():
+        return builder, False
+    if builder.name == 'fashion_mnist' and fashion_mnist.available():
+        return builder, True
+    try:
+        builder.download_and_prepare()
+    except Exception as e:  # offline, unwritable dir, missing tfds extras: all end here
+        hint = (f'install it with: {fashion_mnist.INSTALL}' if builder.name == 'fashion_mnist'
+                else 'connect to the network or set --data_dir to where it is prepared')
+        raise DataError(f'--dataset={dataset} is not prepared in --data_dir ({builder.data_path}) '
+                        f'and preparing it failed ({type(e).__name__}: {_one_line(e)}); {hint}'
+                        ) from None
+    return builder, False
+
+
+def _debian(call, *args):
+    try:
+        return call(*args)
+    except ValueError as e:
+        raise DataError(f'--dataset=fashion_mnist: {e}') from None
+
+
+def _debian_slices(split):
+    """[(split name, slice, split size)] that the tfds split string selects from Debian's files."""
+    infos = {name: tfds.core.SplitInfo(name=name, shard_lengths=[n], num_bytes=0)
+             for name, n in _debian(fashion_mnist.split_sizes).items()}
+    try:
+        instructions = tfds.core.ReadInstruction.from_spec(split).to_absolute(infos)
+    except ValueError as e:
+        raise _split_error('fashion_mnist', split, e) from None
+    return [(i.splitname, slice(i.from_, i.to), infos[i.splitname].num_examples)
+            for i in instructions]
+
+
+def _split_error(dataset, split, error):
+    message = _one_line(error)
+    if _SPLIT_FORMAT_URL not in message:
+        message += f' (format: {_SPLIT_FORMAT_URL})'
+    return DataError(f'{_SPLIT_FLAGS}={split!r} for {dataset}: {message}')
+
+
+def _tfds_split_size(builder, dataset, split):
+    try:
+        return builder.info.splits[split].num_examples
+    except (KeyError, ValueError) as e:
+        raise _split_error(dataset, split, e) from None
+
+
+def info(dataset: str, data_dir: str | None = None) -> DatasetInfo:
+    """Shapes and classes of a tfds dataset (class names may only be known once prepared)."""
+    features = _source(dataset, data_dir)[0].info.features
+    return DatasetInfo(name=dataset, image_shape=tuple(features['image'].shape),
+                       num_classes=features['label'].num_classes,
+                       class_names=tuple(features['label'].names))
+
+
+def num_examples(dataset: str, split: str, data_dir: str | None = None) -> int:
+    """Number of examples in a tfds split string such as 'train[:5%]'."""
+    builder, from_debian = _source(dataset, data_dir)
+    if from_debian:
+        return sum(len(range(size)[part]) for _, part, size in _debian_slices(split))
+    return _tfds_split_size(builder, dataset, split)
+
+
+def load(dataset: str, split: str, data_dir: str | None = None) -> tf.data.Dataset:
+    """Finite, unbatched (image uint8 [H, W, C], label int64) in the dataset's fixed order."""
+    builder, from_debian = _source(dataset, data_dir)
+    if from_debian:
+        slices = _debian_slices(split)
+        arrays = {name: _debian(fashion_mnist.read, name) for name, _, _ in slices}
+        images, labels = (np.concatenate([arrays[name][k][part] for name, part, _ in slices])
+                          for k in (0, 1))
+        return tf.data.Dataset.from_tensor_slices((images, labels))
+    _tfds_split_size(builder, dataset, split)  # validates the split string
+    examples = builder.as_dataset(split=split, shuffle_files=False)
+    return examples.map(lambda ex: (ex['image'], ex['label']), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Full batches per epoch; the remainder is dropped (it differs from epoch to epoch)."""
+    if batch_size < 1:
+        raise DataError(f'--batch_size={batch_size} must be a positive integer')
+    if batch_size > num_examples:
+        raise DataError(f'--batch_size={batch_size} is larger than the training split '
+                        f'({num_examples} examples); lower it or widen --train_split')
+    return num_examples // batch_size
+
+
+def _as_batch(images, labels):
+    return tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
+
+
+def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int, seed: int,
+                  start_step: int = 0) -> tf.data.Dataset:
+    """Infinite (images float32 [B, H, W, C] 0..255, labels int32 [B]); element i is step start_step + i.
+
+    All examples are held in memory (uint8); a batch is gathered by index, so starting at any
+    step is O(1).
+    """
+    steps = steps_per_epoch(num_examples, batch_size)
+    if start_step < 0:
+        raise ValueError(f'start_step={start_step} must be >= 0')
+    if examples.cardinality() == tf.data.INFINITE_CARDINALITY:
+        raise ValueError('train_batches needs a finite dataset of examples')
+    parts = list(examples.batch(num_examples))
+    if len(parts) != 1 or int(tf.shape(parts[0][1])[0]) != num_examples:
+        raise ValueError(f'num_examples={num_examples} does not match the dataset size')
+    images, labels = parts[0]
+    seed = tf.constant(seed, tf.int64)
+
+    def batch(step):
+        epoch, position = step // steps, step % steps
+        positions = tf.range(position * batch_size, (position + 1) * batch_size, dtype=tf.int64)
+        indices = tf.random.experimental.index_shuffle(
+            positions, seed=tf.stack([seed, epoch]), max_index=tf.constant(num_examples - 1, tf.int64))
+        return _as_batch(tf.gather(images, indices), tf.gather(labels, indices))
+
+    return (tf.data.Dataset.counter(start_step)
+            .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def eval_batches(examples: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    """Every example once in order, cached in memory after the first pass; last batch may be partial."""
+    return (examples.cache().batch(batch_size)
+            .map(_as_batch, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
