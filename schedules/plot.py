@@ -58,13 +58,17 @@ def image(named, steps, title=None):
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("schedule", ["cosine_restarts"], "Schedules to draw, comma-separated: "
-                  + ", ".join(registry.names()) + ".")
-flags.DEFINE_integer("steps", 20000, "Draw steps 0 to this.", lower_bound=1)
-flags.DEFINE_string("out", "lr.png", "Image file to write (png, svg or pdf).")
-flags.DEFINE_boolean("log_scale", False, "Logarithmic learning-rate axis.")
-flags.DEFINE_string("title", None, "Title of the figure.")
-schedule_flags.define()
+
+
+def define_flags():
+    """The CLI's flags; defined only when it runs, so importing `image` does not claim --schedule."""
+    flags.DEFINE_list("schedule", ["cosine_restarts"], "Schedules to draw, comma-separated: "
+                      + ", ".join(registry.names()) + ".")
+    flags.DEFINE_integer("steps", 20000, "Draw steps 0 to this.", lower_bound=1)
+    flags.DEFINE_string("out", "lr.png", "Image file to write (png, svg or pdf).")
+    flags.DEFINE_boolean("log_scale", False, "Logarithmic learning-rate axis.")
+    flags.DEFINE_string("title", None, "Title of the figure.")
+    schedule_flags.define()
 
 
 def main(argv):
@@ -93,6 +97,7 @@ def _fail(message):
 
 
 def run():
+    define_flags()
     app.run(main)
 
 
