@@ -279,3 +279,22 @@ def test_eval_batches_cover_everything_once():
         assert labels.dtype == np.int32 and np.array_equal(labels, np.arange(10))
         images = np.concatenate([images for images, _ in taken])
         assert images.dtype == np.float32 and np.array_equal(images[:, 1, 1, 0], 2.0 * labels)
+
+
+def test_augment_mirrors_images_as_a_function_of_the_step():
+    n = 64
+    labels = np.arange(n, dtype=np.int64)
+    images = (labels[:, None, None, None] + 64 * np.arange(3)[None, None, :, None]).astype(np.uint8)
+    examples = tf.data.Dataset.from_tensor_slices((np.broadcast_to(images, (n, 2, 3, 1)), labels))
+    plain = _take(data.train_batches(examples, n, 16, seed=3), 8)
+    augmented = _take(data.train_batches(examples, n, 16, seed=3, augment=True), 8)
+    resumed = _take(data.train_batches(examples, n, 16, seed=3, start_step=5, augment=True), 3)
+    _assert_same(resumed, augmented[5:])
+    flipped = 0
+    for (images_a, labels_a), (images_p, labels_p) in zip(augmented, plain):
+        assert np.array_equal(labels_a, labels_p)
+        for a, p in zip(images_a, images_p):
+            mirrored = np.array_equal(a, p[:, ::-1])
+            assert mirrored or np.array_equal(a, p)
+            flipped += mirrored
+    assert 32 < flipped < 96  # about half of the 128 images

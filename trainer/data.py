@@ -149,11 +149,12 @@ def _as_batch(images, labels):
 
 
 def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int, seed: int,
-                  start_step: int = 0) -> tf.data.Dataset:
+                  start_step: int = 0, augment: bool = False) -> tf.data.Dataset:
     """Infinite (images float32 [B, H, W, C] 0..255, labels int32 [B]); element i is step start_step + i.
 
     All examples are held in memory (uint8); a batch is gathered by index, so starting at any
-    step is O(1).
+    step is O(1). `augment` mirrors each image left-right with probability 1/2, drawn from
+    (seed, step), so augmented batches are a function of the step too.
     """
     steps = steps_per_epoch(num_examples, batch_size)
     if start_step < 0:
@@ -171,7 +172,10 @@ def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int,
         positions = tf.range(position * batch_size, (position + 1) * batch_size, dtype=tf.int64)
         indices = tf.random.experimental.index_shuffle(
             positions, seed=tf.stack([seed, epoch]), max_index=tf.constant(num_examples - 1, tf.int64))
-        return _as_batch(tf.gather(images, indices), tf.gather(labels, indices))
+        batch_images = tf.gather(images, indices)
+        if augment:
+            batch_images = tf.image.stateless_random_flip_left_right(batch_images, tf.stack([seed, step]))
+        return _as_batch(batch_images, tf.gather(labels, indices))
 
     return (tf.data.Dataset.counter(start_step)
             .map(batch, num_parallel_calls=tf.data.AUTOTUNE)

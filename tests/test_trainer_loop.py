@@ -1,0 +1,197 @@
+"""The training loop in process, through the Python API: logged series, tracing, export."""
+import glob
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import schedules
+import trainer
+from trainer import data, experiment, loop, models, optimizers
+from trainer.config import Config, ConfigError
+from test_trainer_support import scalars, tags, tiny_dataset
+
+BATCH, EXAMPLES, EPOCHS = 8, 64, 3
+STEPS_PER_EPOCH = EXAMPLES // BATCH
+TOTAL = EPOCHS * STEPS_PER_EPOCH
+# Restarts inside the run: cycles start at steps 0, 7, 17.5 and 33.25.
+RESTARTS = dict(initial_lr=0.01, min_lr=0.001, warmup_steps=2, cycle_steps=7, cycle_multiplier=1.5)
+
+
+def reference_cosine_restarts(step, initial_lr, min_lr, warmup_steps, cycle_steps, cycle_multiplier):
+    """SGDR with warmup, straight from its definition (float64, no TensorFlow)."""
+    start, length, warmup = 0.0, float(cycle_steps), float(warmup_steps)
+    while step >= start + length:
+        start, length, warmup = start + length, length * cycle_multiplier, warmup * cycle_multiplier
+    t = step - start
+    if t < warmup:
+        return min_lr + (initial_lr - min_lr) * t / warmup
+    return min_lr + (initial_lr - min_lr) * (1 + math.cos(math.pi * (t - warmup) / (length - warmup))) / 2
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+    """A finished 3-epoch run of the mlp with cosine restarts, steps_per_loop not dividing the epoch."""
+    model_dir = str(tmp_path_factory.mktemp('run'))
+    result = trainer.train('mlp', tiny_dataset(EXAMPLES, seed=1), eval_data=tiny_dataset(20, seed=2),
+                           schedule='cosine_restarts', schedule_params=RESTARTS, model_dir=model_dir,
+                           batch_size=BATCH, epochs=EPOCHS, steps_per_loop=3, checkpoint_steps=5,
+                           interactive=False)
+    return result
+
+
+def test_learning_rate_is_the_schedule_at_every_step(finished):
+    logged = scalars(os.path.join(finished.model_dir, 'train'))['learning_rate']
+    assert [step for step, _ in logged] == list(range(TOTAL))
+    expected = [reference_cosine_restarts(s, **RESTARTS) for s in range(TOTAL)]
+    np.testing.assert_allclose([rate for _, rate in logged], expected, rtol=1e-6)
+    # The restarts are inside the run: the rate climbs back to the peak twice.
+    rates = [rate for _, rate in logged]
+    assert rates[7] == pytest.approx(0.001, rel=1e-6) and rates[10] == pytest.approx(0.01, rel=1e-6)
+
+
+def test_loss_and_accuracy_every_step_and_exact_tags(finished):
+    train_dir = os.path.join(finished.model_dir, 'train')
+    series = scalars(train_dir)
+    for tag in ('loss', 'accuracy'):
+        assert [step for step, _ in series[tag]] == list(range(TOTAL))
+    assert all(v in {k / BATCH for k in range(BATCH + 1)} for _, v in series['accuracy'])
+    assert all(np.isfinite(v) and v > 0 for _, v in series['loss'])
+    assert tags(train_dir) == {'learning_rate': 'scalars', 'loss': 'scalars', 'accuracy': 'scalars',
+                               'steps_per_sec': 'scalars', 'examples_per_sec': 'scalars',
+                               'learning_rate_schedule': 'images'}
+    # One throughput point per loop call; a call ends after 3 steps or at a checkpoint (every 5) or epoch end (8).
+    calls = [step for step, _ in series['steps_per_sec']]
+    assert calls == [3, 5, 8, 10, 13, 15, 16, 19, 20, 23, 24]
+
+
+def test_eval_scalars_after_each_epoch(finished):
+    eval_dir = os.path.join(finished.model_dir, 'eval')
+    assert tags(eval_dir) == {'loss': 'scalars', 'accuracy': 'scalars'}
+    series = scalars(eval_dir)
+    epoch_ends = [STEPS_PER_EPOCH * (e + 1) for e in range(EPOCHS)]
+    assert [s for s, _ in series['accuracy']] == epoch_ends
+    assert [round(e['accuracy'], 6) for e in finished.evaluations] == [round(v, 6) for _, v in series['accuracy']]
+
+
+def test_run_description_is_written_once(finished):
+    root = tags(finished.model_dir)
+    assert root['flags'] == 'text'
+    assert {'_hparams_/experiment', '_hparams_/session_start_info'} <= set(root)
+    assert set(p for p in root.values()) == {'text', 'hparams'}
+
+
+def test_global_step_and_optimizer_iterations_agree(finished):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(finished.model_dir))
+    names = reader.get_variable_to_shape_map()
+    step = [n for n in names if n.startswith('step/')]
+    iterations = [n for n in names if n.startswith('optimizer/') and 'iteration' in n]
+    assert len(step) == 1 and len(iterations) == 1
+    assert reader.get_tensor(step[0]) == TOTAL == reader.get_tensor(iterations[0])
+    assert finished.step == TOTAL
+
+
+def test_export_loads_and_predicts_probabilities(finished):
+    serving = tf.saved_model.load(finished.export_dir).signatures['serving_default']
+    images = np.stack([image for image, _ in tiny_dataset(5, seed=3).as_numpy_iterator()])
+    probabilities = serving(images=tf.constant(images))['probabilities'].numpy()
+    assert probabilities.shape == (5, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    expected = tf.nn.softmax(finished.model(images.astype(np.float32))).numpy()
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+
+
+def _event_files(model_dir):
+    return sorted(glob.glob(os.path.join(model_dir, '**', 'events.out.tfevents.*'), recursive=True))
+
+
+def test_rerun_of_a_finished_run_trains_nothing(finished):
+    events = _event_files(finished.model_dir)
+    again = trainer.train('mlp', tiny_dataset(EXAMPLES, seed=1), eval_data=tiny_dataset(20, seed=2),
+                          schedule='cosine_restarts', schedule_params=RESTARTS, model_dir=finished.model_dir,
+                          batch_size=BATCH, epochs=EPOCHS, steps_per_loop=3, checkpoint_steps=5,
+                          interactive=False)
+    assert again.already_finished and again.step == TOTAL
+    assert again.evaluations == finished.evaluations
+    assert _event_files(finished.model_dir) == events
+
+
+def test_no_retracing_after_the_first_call(tmp_path):
+    info = data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
+    strategy = tf.distribute.OneDeviceStrategy('/cpu:0')
+    schedule = schedules.get('cosine', initial_lr=0.01, min_lr=0.0, warmup_steps=3, total_steps=40)
+    with strategy.scope():
+        model = models.build('mlp', info)
+        step = tf.Variable(0, dtype=tf.int64)
+        optimizer = optimizers.build('sgd', lambda: schedule(step))
+        optimizer.build(model.trainable_variables)
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    steps = loop.Loop(model, optimizer, strategy, step, writer, BATCH)
+    batches = data.train_batches(tiny_dataset(EXAMPLES, seed=1), EXAMPLES, BATCH, seed=0)
+    iterator = iter(strategy.experimental_distribute_dataset(batches))
+    evaluation = strategy.experimental_distribute_dataset(data.eval_batches(tiny_dataset(20, seed=2), BATCH))
+    for n in (1, 5, 2, 7):
+        steps.train(iterator, tf.constant(n, tf.int64))
+        steps.evaluate(iter(evaluation))
+    # A fresh iterator over a new dataset of the same kind, as after a resume, reuses the trace too.
+    steps.train(iter(strategy.experimental_distribute_dataset(batches)), tf.constant(3, tf.int64))
+    assert steps.train.experimental_get_tracing_count() == 1
+    assert steps.evaluate.experimental_get_tracing_count() == 1
+    assert int(step.numpy()) == 18 and int(optimizer.iterations.numpy()) == 18
+
+
+def test_any_keras_model_and_a_constant_rate(tmp_path):
+    def small_cnn(info):
+        inputs = keras.Input(info.image_shape)
+        x = keras.layers.Rescaling(1 / 255)(inputs)
+        x = keras.layers.Conv2D(4, 3, activation='relu')(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, keras.layers.Dense(info.num_classes)(x))
+
+    result = trainer.train(small_cnn, tiny_dataset(32, seed=4), schedule=0.05, model_dir=str(tmp_path),
+                           batch_size=8, train_steps=6, optimizer='sgd', interactive=False)
+    rates = [rate for _, rate in scalars(os.path.join(str(tmp_path), 'train'))['learning_rate']]
+    assert rates == pytest.approx([0.05] * 6)
+    assert result.evaluations == () and os.path.isdir(result.export_dir)
+
+
+def test_a_built_keras_model_on_one_device(tmp_path):
+    info = data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
+    model = models.build('mlp', info)
+    result = trainer.train(model, tiny_dataset(32, seed=5), schedule=0.01, model_dir=str(tmp_path), batch_size=8,
+                           train_steps=4, interactive=False)
+    assert result.model is model and result.step == 4
+
+
+def test_python_api_checks_before_writing(tmp_path):
+    model_dir = tmp_path / 'never'
+    with pytest.raises(ConfigError, match='--warmup_steps'):
+        trainer.train('mlp', tiny_dataset(32, seed=4), schedule='cosine', schedule_params={'warmup_steps': 50},
+                      model_dir=str(model_dir), batch_size=8, epochs=2)
+    with pytest.raises(data.DataError, match='--batch_size=64'):
+        trainer.train('mlp', tiny_dataset(32, seed=4), model_dir=str(model_dir), batch_size=64)
+    assert not model_dir.exists()
+
+
+def test_epoch_lengths_convert_with_the_real_steps_per_epoch(tmp_path):
+    def prepared(schedule, **params):
+        config = Config(model_dir=str(tmp_path), dataset='custom', model='mlp', schedule=schedule,
+                                       schedule_params=params, batch_size=BATCH, epochs=EPOCHS)
+        return experiment.prepare(config, train_data=tiny_dataset(EXAMPLES + 5, seed=1)).schedule.get_config()
+
+    # 69 examples at batch 8: 8 full batches per epoch (the remainder is dropped), 24 steps in 3 epochs.
+    assert prepared('piecewise_constant', boundary_epochs=[1, 2.5], values=[0.1, 0.01, 0.001])['boundaries'] \
+        == [8, 20]
+    cosine = prepared('cosine', warmup_epochs=0.3, total_epochs=2)
+    assert (cosine['warmup_steps'], cosine['total_steps']) == (2, 16)
+    restarts = prepared('cosine_restarts', cycle_epochs=1)
+    assert (restarts['cycle_steps'], restarts['warmup_steps']) == (8, 0)
+    with pytest.raises(ConfigError, match='--cycle_epochs=-1'):
+        prepared('cosine_restarts', cycle_epochs=-1)
+    with pytest.raises(ConfigError, match='--total_epochs: total_steps must be'):
+        prepared('cosine', total_epochs=0.01)
+    with pytest.raises(ConfigError, match='--warmup_epochs and --warmup_steps were both given'):
+        prepared('cosine', warmup_epochs=1, warmup_steps=3)

@@ -1,0 +1,111 @@
+"""The run's settings as one frozen dataclass, checked on construction.
+
+Built from flags by trainer.flags or from keyword arguments by trainer.train; everything downstream reads
+only this. Errors are ConfigError with a one-line message naming the flag (`--name`) and the allowed values.
+"""
+import dataclasses
+import math
+
+from trainer import optimizers
+
+# Schedule lengths that may be given in epochs, as {epoch parameter: step parameter}.
+EPOCH_PARAMETERS = {
+    'warmup_epochs': 'warmup_steps',
+    'cycle_epochs': 'cycle_steps',
+    'decay_epochs': 'decay_steps',
+    'stable_epochs': 'stable_steps',
+    'total_epochs': 'total_steps',
+    'boundary_epochs': 'boundaries',
+}
+DEFAULT_EPOCHS = 15
+
+# Settings that may change between a run and its resumption: they do not change what is computed.
+RESUMABLE_CHANGES = ('model_dir', 'data_dir', 'steps_per_loop', 'checkpoint_steps', 'keep_checkpoints',
+                     'jit_compile')
+
+
+class ConfigError(ValueError):
+    """A setting outside its allowed values; the message is one line naming the flag."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that defines a run.
+
+    `model`, `dataset` and `schedule` are registry names (or, from the Python API, descriptions of the objects
+    passed); trainer.experiment checks them. `schedule_params` maps the schedule parameters (and their
+    *_epochs variants) that were set to their values; unset ones are derived from the run's length.
+    """
+    model_dir: str
+    dataset: str = 'fashion_mnist'
+    data_dir: str | None = None
+    train_split: str = 'train'
+    eval_split: str = 'test'
+    model: str = 'cnn'
+    optimizer: str = 'adam'
+    momentum: float = 0.9
+    weight_decay: float | None = None
+    schedule: str = 'cosine_restarts'
+    schedule_params: tuple[tuple[str, object], ...] = ()
+    batch_size: int = 32
+    epochs: float | None = None  # DEFAULT_EPOCHS when neither epochs nor train_steps is given
+    train_steps: int | None = None
+    steps_per_loop: int = 200
+    checkpoint_steps: int = 1000
+    keep_checkpoints: int = 3
+    seed: int = 0
+    deterministic: bool = False
+    mixed_precision: bool = False
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        params = dict(self.schedule_params)
+        object.__setattr__(self, 'schedule_params', tuple(sorted(
+            (k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())))
+        _positive_int('batch_size', self.batch_size)
+        _positive_int('steps_per_loop', self.steps_per_loop)
+        _positive_int('keep_checkpoints', self.keep_checkpoints)
+        if not _is_int(self.checkpoint_steps) or self.checkpoint_steps < 0:
+            raise ConfigError(f'--checkpoint_steps={self.checkpoint_steps!r} must be a whole number >= 0 '
+                              '(0: only at epoch ends and at the end)')
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ConfigError(f'--seed={self.seed!r} must be a whole number >= 0')
+        if self.epochs is not None and self.train_steps is not None:
+            raise ConfigError('--epochs and --train_steps were both given; give one of them')
+        if self.epochs is None and self.train_steps is None:
+            object.__setattr__(self, 'epochs', DEFAULT_EPOCHS)
+        if self.epochs is not None and not (_is_number(self.epochs) and self.epochs > 0):
+            raise ConfigError(f'--epochs={self.epochs!r} must be a finite number > 0')
+        if self.train_steps is not None:
+            _positive_int('train_steps', self.train_steps)
+        if self.optimizer not in optimizers.names():
+            raise ConfigError(f'--optimizer={self.optimizer!r} is not one of: {", ".join(optimizers.names())}')
+        if not (_is_number(self.momentum) and 0 <= self.momentum < 1):
+            raise ConfigError(f'--momentum={self.momentum!r} must be a number in [0, 1)')
+        if self.weight_decay is not None and not (_is_number(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f'--weight_decay={self.weight_decay!r} must be a finite number >= 0')
+        if not self.train_split:
+            raise ConfigError("--train_split='' must name a split, e.g. train or 'train[:90%]'")
+        for epochs_name, steps_name in EPOCH_PARAMETERS.items():
+            if epochs_name in params and steps_name in params:
+                raise ConfigError(f'--{epochs_name} and --{steps_name} were both given; give one of them')
+
+    def as_dict(self):
+        """Plain JSON-able settings (schedule parameters inlined as `schedule.<name>`)."""
+        values = dataclasses.asdict(self)
+        params = values.pop('schedule_params')
+        values.update({f'schedule.{k}': list(v) if isinstance(v, tuple) else v for k, v in params})
+        return values
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+def _positive_int(name, value):
+    if not _is_int(value) or value < 1:
+        raise ConfigError(f'--{name}={value!r} must be a whole number >= 1')

@@ -1,0 +1,88 @@
+"""Every flag of `python -m trainer.main`, and their conversion to a trainer.config.Config."""
+import os
+
+from absl import flags
+
+import schedules
+from schedules import flags as schedule_flags
+from trainer import config as config_lib
+from trainer import models, optimizers
+
+_EPOCH_HELP = {
+    'warmup_epochs': 'warmup_steps in epochs',
+    'cycle_epochs': 'cycle_steps in epochs (cosine_restarts)',
+    'decay_epochs': 'decay_steps in epochs',
+    'stable_epochs': 'stable_steps in epochs (warmup_stable_decay)',
+    'total_epochs': 'total_steps in epochs (cosine, one_cycle)',
+}
+
+
+def define(flag_values=flags.FLAGS):
+    """Defines the trainer's flags (and one per schedule parameter) on `flag_values`."""
+    def string(name, default, help_text):
+        flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+
+    def integer(name, default, help_text):
+        flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+
+    def boolean(name, default, help_text):
+        flags.DEFINE_boolean(name, default, help_text, flag_values=flag_values)
+
+    string('dataset', 'fashion_mnist', 'tensorflow-datasets name of an image-classification dataset.')
+    string('data_dir', None, 'tfds data directory (default: the tfds default, ~/tensorflow_datasets).')
+    string('train_split', 'train', "tfds split string to train on, e.g. 'train[:90%]'.")
+    string('eval_split', 'test', "tfds split string to evaluate on after each epoch ('' for none).")
+    flags.DEFINE_enum('model', 'cnn', models.names(), 'Model architecture.', flag_values=flag_values)
+    flags.DEFINE_enum('optimizer', 'adam', optimizers.names(), 'Optimizer.', flag_values=flag_values)
+    flags.DEFINE_float('momentum', 0.9, 'Momentum of sgd and rmsprop.', flag_values=flag_values)
+    flags.DEFINE_float('weight_decay', None, 'Decoupled weight decay (default: adamw 0.004, others none).',
+                       flag_values=flag_values)
+    flags.DEFINE_enum('schedule', 'cosine_restarts', schedules.names(), 'Learning-rate schedule.',
+                      flag_values=flag_values)
+    schedule_flags.define(flag_values)
+    for name, help_text in _EPOCH_HELP.items():
+        flags.DEFINE_float(name, None, f'{help_text}, converted with the steps per epoch (rounded); '
+                           'give it in steps or in epochs, not both.', flag_values=flag_values)
+    flags.DEFINE_list('boundary_epochs', None, 'piecewise_constant: boundaries in epochs.',
+                      flag_values=flag_values)
+    integer('batch_size', 32, 'Global batch size.')
+    flags.DEFINE_float('epochs', None, f'Epochs to train (default {config_lib.DEFAULT_EPOCHS} unless '
+                       '--train_steps is given).', flag_values=flag_values)
+    integer('train_steps', None, 'Steps to train, instead of --epochs.')
+    integer('steps_per_loop', 200, 'Steps per call of the compiled loop (progress is reported between '
+            'calls; epoch ends and checkpoints always end a call).')
+    integer('checkpoint_steps', 1000, 'Save a checkpoint every this many steps (0: only at epoch ends and '
+            'the end).')
+    integer('keep_checkpoints', 3, 'Checkpoints to keep.')
+    string('model_dir', None, 'Folder of the run: checkpoints, TensorBoard logs, export '
+           '(default runs/<dataset>-<model>-<schedule>). Rerunning on it resumes.')
+    integer('seed', 0, 'Seed of the weights and of the data order.')
+    boolean('deterministic', False, 'Deterministic ops (tf.config.experimental.enable_op_determinism).')
+    boolean('mixed_precision', False, 'Mixed precision: float16 with loss scaling on GPU, bfloat16 on CPU.')
+    boolean('jit_compile', False, 'XLA-compile the training step.')
+
+
+def to_config(flag_values=flags.FLAGS):
+    """The Config the parsed flags describe; raises ConfigError."""
+    f = flag_values
+    try:
+        params = schedule_flags.given(f)
+    except schedules.ParameterError as e:
+        raise config_lib.ConfigError(f'--{e.parameter}: {e}') from None
+    for name in _EPOCH_HELP:
+        if f[name].value is not None:
+            params[name] = f[name].value
+    if f.boundary_epochs is not None:
+        try:
+            params['boundary_epochs'] = [float(v) for v in f.boundary_epochs]
+        except ValueError:
+            raise config_lib.ConfigError(f'--boundary_epochs={",".join(f.boundary_epochs)} must be a '
+                                         'comma-separated list of numbers') from None
+    model_dir = f.model_dir or os.path.join('runs', f'{f.dataset}-{f.model}-{f.schedule}')
+    return config_lib.Config(
+        model_dir=model_dir, dataset=f.dataset, data_dir=f.data_dir, train_split=f.train_split,
+        eval_split=f.eval_split, model=f.model, optimizer=f.optimizer, momentum=f.momentum,
+        weight_decay=f.weight_decay, schedule=f.schedule, schedule_params=params, batch_size=f.batch_size,
+        epochs=f.epochs, train_steps=f.train_steps, steps_per_loop=f.steps_per_loop,
+        checkpoint_steps=f.checkpoint_steps, keep_checkpoints=f.keep_checkpoints, seed=f.seed,
+        deterministic=f.deterministic, mixed_precision=f.mixed_precision, jit_compile=f.jit_compile)

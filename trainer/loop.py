@@ -1,0 +1,96 @@
+"""The compiled inner loop: `steps_per_loop` training steps per call, in graph, with per-step summaries.
+
+The global step (an int64 tf.Variable) is the only clock: the optimizer's learning rate is
+`schedule(global_step)`, read before the step is applied, and the step is incremented after it, so the rate
+applied at step s is exactly schedule(s). Everything per step (forward, backward, update, the three
+summaries) happens inside one tf.function; Python runs once per call.
+"""
+import keras
+import tensorflow as tf
+
+
+def _scalar(name, value, step):
+    # Inside tf.range's while loop the name scope is 'while/', which tf.summary would put in the tag.
+    with tf.compat.v1.get_default_graph().name_scope(None):
+        tf.summary.scalar(name, value, step=step)
+
+
+def _mean_loss(labels, logits, global_batch_size):
+    per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+def _correct(labels, logits):
+    return tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float32)
+
+
+class Loop:
+    """Training and evaluation functions for `model` under `strategy`.
+
+    `train(iterator, num_steps)` runs num_steps steps from a distributed iterator of (images, labels) global
+    batches and returns (mean loss, mean accuracy, last learning rate) of those steps as tensors.
+    `evaluate(iterator)` returns (loss, accuracy) over every example left in a distributed iterator of a
+    finite dataset.
+    """
+
+    def __init__(self, model, optimizer, strategy, global_step, writer, global_batch_size, jit_compile=False):
+        self._model = model
+        self._optimizer = optimizer
+        self._strategy = strategy
+        self._step = global_step
+        self._writer = writer
+        self._batch = global_batch_size
+        self._loss_scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        # The summaries and the iterator cannot be XLA-compiled; the step itself can.
+        self._replica_step = tf.function(self._replica_step, jit_compile=True) if jit_compile \
+            else self._replica_step
+        self.train = tf.function(self._train)
+        self.evaluate = tf.function(self._evaluate)
+
+    def _replica_step(self, images, labels):
+        with tf.GradientTape() as tape:
+            logits = self._model(images, training=True)
+            loss = _mean_loss(labels, logits, self._batch)
+            if self._model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self._model.losses))
+            scaled = self._optimizer.scale_loss(loss) if self._loss_scale else loss
+        variables = self._model.trainable_variables
+        self._optimizer.apply(tape.gradient(scaled, variables), variables)
+        return loss, tf.reduce_sum(_correct(labels, logits)) / self._batch
+
+    def _sum(self, per_replica):
+        return self._strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    def _train(self, iterator, num_steps):
+        total_loss = tf.constant(0.0)
+        total_accuracy = tf.constant(0.0)
+        rate = tf.constant(0.0)
+        with self._writer.as_default():
+            for _ in tf.range(num_steps):
+                step = self._step.read_value()
+                rate = tf.cast(self._optimizer.learning_rate, tf.float32)
+                loss, accuracy = self._strategy.run(self._replica_step, args=next(iterator))
+                loss, accuracy = self._sum(loss), self._sum(accuracy)
+                self._step.assign_add(1)
+                _scalar('learning_rate', rate, step)
+                _scalar('loss', loss, step)
+                _scalar('accuracy', accuracy, step)
+                total_loss += loss
+                total_accuracy += accuracy
+        count = tf.cast(num_steps, tf.float32)
+        return total_loss / count, total_accuracy / count, rate
+
+    def _replica_eval(self, images, labels):
+        logits = self._model(images, training=False)
+        losses = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        return (tf.reduce_sum(losses), tf.reduce_sum(_correct(labels, logits)),
+                tf.cast(tf.size(labels), tf.float32))
+
+    def _evaluate(self, iterator):
+        loss, correct, count = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
+        for images, labels in iterator:
+            sums = self._strategy.run(self._replica_eval, args=(images, labels))
+            loss += self._sum(sums[0])
+            correct += self._sum(sums[1])
+            count += self._sum(sums[2])
+        return loss / count, correct / count

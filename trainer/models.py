@@ -1,0 +1,51 @@
+"""Models by name, built from a dataset's DatasetInfo.
+
+Every model takes raw images (0..255, any dtype castable to float) and returns logits in float32: the loss
+uses `from_logits=True` and the export adds the softmax. To add a model, write a function
+`(info) -> keras.Model` and register it in `_MODELS`.
+"""
+import keras
+
+
+def _inputs(info):
+    images = keras.Input(shape=info.image_shape, name='images')
+    return images, keras.layers.Rescaling(1.0 / 255)(images)
+
+
+def _logits(x, info):
+    # float32 even under mixed precision, so the softmax and the loss are computed in full precision.
+    return keras.layers.Dense(info.num_classes, dtype='float32', name='logits')(x)
+
+
+def cnn(info):
+    """The seed's CNN: Conv 32 -> pool -> Conv 64 -> pool -> Dense 128 -> Dense classes."""
+    images, x = _inputs(info)
+    x = keras.layers.Conv2D(32, 3, padding='same', activation='relu')(x)
+    x = keras.layers.MaxPool2D(2, padding='same')(x)
+    x = keras.layers.Conv2D(64, 3, padding='same', activation='relu')(x)
+    x = keras.layers.MaxPool2D(2, padding='same')(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(128)(x)  # linear, as in the seed
+    return keras.Model(images, _logits(x, info), name='cnn')
+
+
+def mlp(info):
+    """Flatten -> Dense 256 relu -> Dense 128 relu -> Dense classes."""
+    images, x = _inputs(info)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(256, activation='relu')(x)
+    x = keras.layers.Dense(128, activation='relu')(x)
+    return keras.Model(images, _logits(x, info), name='mlp')
+
+
+_MODELS = {'cnn': cnn, 'mlp': mlp}
+
+
+def names():
+    """The names --model accepts."""
+    return list(_MODELS)
+
+
+def build(name, info):
+    """A new model `name` for the dataset described by `info` (a trainer.data.DatasetInfo)."""
+    return _MODELS[name](info)

@@ -1,0 +1,64 @@
+"""TensorBoard output outside the compiled loop: run description, throughput, evaluation.
+
+Layout of a model_dir (one TensorBoard run per folder):
+  <model_dir>        flags (text), hparams (hparams plugin)
+  <model_dir>/train  learning_rate, loss, accuracy every step (written by trainer.loop);
+                     steps_per_sec, examples_per_sec per loop call; learning_rate_schedule (image, step 0)
+  <model_dir>/eval   loss, accuracy after each evaluation
+"""
+import os
+
+import tensorflow as tf
+from absl import logging
+from tensorboard.plugins.hparams import api as hp
+
+# What the hparams table shows for each run: the last evaluation.
+METRICS = (hp.Metric('accuracy', group='eval', display_name='eval accuracy'),
+           hp.Metric('loss', group='eval', display_name='eval loss'))
+
+
+class Writers:
+    """The three summary writers of a model_dir."""
+
+    def __init__(self, model_dir):
+        self.root = tf.summary.create_file_writer(model_dir)
+        self.train = tf.summary.create_file_writer(os.path.join(model_dir, 'train'))
+        self.eval = tf.summary.create_file_writer(os.path.join(model_dir, 'eval'))
+
+    def flush(self):
+        for writer in (self.root, self.train, self.eval):
+            writer.flush()
+
+    def close(self):
+        for writer in (self.root, self.train, self.eval):
+            writer.close()
+
+
+def describe_run(writers, flag_values, hparams, schedule, total_steps, label):
+    """Writes the once-per-run summaries: flags as text, hparams, and the planned learning-rate curve."""
+    rows = '\n'.join(f'| `{name}` | `{value}` |' for name, value in sorted(flag_values.items()))
+    with writers.root.as_default():
+        tf.summary.text('flags', f'| setting | value |\n|---|---|\n{rows}', step=0)
+        hp.hparams_config(hparams=[hp.HParam(name) for name in sorted(hparams)], metrics=list(METRICS))
+        hp.hparams(hparams, trial_id=label)
+    try:
+        from schedules import plot  # matplotlib is imported only here, and only when installed
+        image = plot.image({label: schedule}, total_steps, title=f'planned learning rate ({total_steps} steps)')
+    except ImportError:
+        logging.warning('matplotlib is not installed: no learning_rate_schedule image in TensorBoard '
+                        "(pip install 'stepwise[plot]')")
+        return
+    with writers.train.as_default():
+        tf.summary.image('learning_rate_schedule', image[None], step=0)
+
+
+def throughput(writers, step, steps_per_sec, examples_per_sec):
+    with writers.train.as_default():
+        tf.summary.scalar('steps_per_sec', steps_per_sec, step=step)
+        tf.summary.scalar('examples_per_sec', examples_per_sec, step=step)
+
+
+def evaluation(writers, step, loss, accuracy):
+    with writers.eval.as_default():
+        tf.summary.scalar('loss', loss, step=step)
+        tf.summary.scalar('accuracy', accuracy, step=step)
