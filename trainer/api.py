@@ -5,7 +5,7 @@ import keras
 import tensorflow as tf
 
 from trainer import config as config_lib
-from trainer import controller, experiment, models
+from trainer import controller, distribute, experiment, models
 
 
 def train(model='cnn', train_data='fashion_mnist', eval_data=None, schedule='cosine_restarts', *,
@@ -48,12 +48,24 @@ def train(model='cnn', train_data='fashion_mnist', eval_data=None, schedule='cos
         model_fn = model
         fields['model'] = getattr(model, '__name__', type(model).__name__)
     config = config_lib.Config(**fields)
+    strategy = _strategy(config)
+    if isinstance(model, keras.Model) and strategy is not tf.distribute.get_strategy():
+        raise config_lib.ConfigError(f'a built keras.Model trains on one device only; for --strategy='
+                                     f'{config.strategy} pass a function (DatasetInfo) -> keras.Model')
     exp = experiment.prepare(config, train_data=train_data if custom_data else None, eval_data=eval_data,
                              num_classes=num_classes, schedule=schedule, model_given=not isinstance(model, str))
-    return controller.run(exp, model_fn, interactive)
+    return controller.run(exp, model_fn, interactive, strategy)
 
 
 def run(config, interactive=None):
     """Trains the run `config` (a trainer.config.Config) describes: registry model, tfds data."""
+    strategy = _strategy(config)
     exp = experiment.prepare(config)
-    return controller.run(exp, functools.partial(models.build, config.model), interactive)
+    return controller.run(exp, functools.partial(models.build, config.model), interactive, strategy)
+
+
+def _strategy(config):
+    # First: the devices must be configured before TensorFlow runs anything (reading the data does).
+    strategy = distribute.create(config.strategy, config.num_gpus, config.cpu_devices)
+    distribute.check_batch(strategy, config.batch_size)
+    return strategy

@@ -6,7 +6,7 @@ only this. Errors are ConfigError with a one-line message naming the flag (`--na
 import dataclasses
 import math
 
-from trainer import optimizers
+from trainer import nonfinite, optimizers
 
 # Schedule lengths that may be given in epochs, as {epoch parameter: step parameter}.
 EPOCH_PARAMETERS = {
@@ -21,7 +21,8 @@ DEFAULT_EPOCHS = 15
 
 # Settings that may change between a run and its resumption: they do not change what is computed.
 RESUMABLE_CHANGES = ('model_dir', 'data_dir', 'steps_per_loop', 'checkpoint_steps', 'keep_checkpoints',
-                     'jit_compile')
+                     'jit_compile', 'strategy', 'num_gpus', 'cpu_devices',
+                     'on_nonfinite')  # a run stopped at a non-finite step may go on with skip
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,7 @@ class Config:
     schedule: str = 'cosine_restarts'
     schedule_params: tuple[tuple[str, object], ...] = ()
     batch_size: int = 32
+    augment: bool = False
     epochs: float | None = None  # DEFAULT_EPOCHS when neither epochs nor train_steps is given
     train_steps: int | None = None
     steps_per_loop: int = 200
@@ -57,6 +59,10 @@ class Config:
     deterministic: bool = False
     mixed_precision: bool = False
     jit_compile: bool = False
+    on_nonfinite: str = 'stop'  # trainer.nonfinite.MODES
+    strategy: str = 'auto'  # trainer.distribute.NAMES; it and the two below are checked by distribute.create
+    num_gpus: int | None = None
+    cpu_devices: int | None = None
 
     def __post_init__(self):
         params = dict(self.schedule_params)
@@ -84,6 +90,8 @@ class Config:
             raise ConfigError(f'--momentum={self.momentum!r} must be a number in [0, 1)')
         if self.weight_decay is not None and not (_is_number(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f'--weight_decay={self.weight_decay!r} must be a finite number >= 0')
+        if self.on_nonfinite not in nonfinite.MODES:
+            raise ConfigError(f'--on_nonfinite={self.on_nonfinite!r} is not one of: {", ".join(nonfinite.MODES)}')
         if not self.train_split:
             raise ConfigError("--train_split='' must name a split, e.g. train or 'train[:90%]'")
         for epochs_name, steps_name in EPOCH_PARAMETERS.items():

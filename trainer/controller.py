@@ -10,8 +10,10 @@ import time
 
 import keras
 import tensorflow as tf
+from absl import logging
 
-from trainer import data, distribute, export, loop, optimizers, progress, rundir, summaries
+from trainer import (data, distribute, export, faults, lock, loop, nonfinite, optimizers, progress, recovery,
+                     rundir, signals, summaries)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,12 +41,25 @@ class Result:
         return max(e['accuracy'] for e in self.evaluations) if self.evaluations else None
 
 
-def run(experiment, model_fn, interactive=None):
+def run(experiment, model_fn, interactive=None, strategy=None):
     """Trains `experiment` (a trainer.experiment.Experiment) to its last step; returns a Result.
 
     model_fn(info) -> keras.Model is called under the strategy's scope. Resumes from the latest checkpoint
     in the model_dir; a run already at its last step is not trained again.
+    strategy: from trainer.distribute.create (default: TensorFlow's default strategy). A non-chief worker
+    of a cluster reads checkpoints from model_dir but writes everything to a temporary folder.
     """
+    strategy = strategy or distribute.create()
+    # One process per folder it writes (lock.hold), taken before anything is written there.
+    with distribute.worker_dir(strategy, experiment.config.model_dir) as folder, lock.hold(folder):
+        return _run(experiment, model_fn, interactive, strategy, folder)
+
+
+def _run(experiment, model_fn, interactive, strategy, folder):
+    restore_dir = experiment.config.model_dir
+    if folder != restore_dir:
+        experiment = dataclasses.replace(experiment,
+                                         config=dataclasses.replace(experiment.config, model_dir=folder))
     config = experiment.config
     model_dir = config.model_dir
     rundir.check_and_create(model_dir, config.as_dict())
@@ -52,7 +67,6 @@ def run(experiment, model_fn, interactive=None):
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
 
-    strategy = distribute.create()
     previous_policy = keras.mixed_precision.dtype_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_dtype_policy('mixed_float16' if distribute.has_gpu() else 'mixed_bfloat16')
@@ -70,9 +84,15 @@ def run(experiment, model_fn, interactive=None):
         keras.mixed_precision.set_dtype_policy(previous_policy)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
     manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=config.keep_checkpoints)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    return _Run(experiment, strategy, model, optimizer, step, manager, interactive).train()
+    recovery.restore(checkpoint, restore_dir)
+    training = _Run(experiment, strategy, model, optimizer, step, manager, interactive)
+    if strategy is not tf.distribute.get_strategy():
+        training.progress.summary([distribute.describe(strategy, config.batch_size)])
+    # In a cluster, a SIGTERM to any worker makes all of them checkpoint at the same loop call and exit.
+    with distribute.preemption(strategy, step, lambda: training._save(int(step.numpy())),
+                               training.progress.summary) as training.call, \
+            signals.Interrupts(() if distribute.cluster_resolver(strategy) else signals.ALL) as training.interrupts:
+        return training.train()
 
 
 class _Clock:
@@ -122,7 +142,10 @@ class _Run:
             return self._already_finished()
         self.writers = summaries.Writers(config.model_dir)
         self.loop = loop.Loop(self.model, self.optimizer, self.strategy, self.step, self.writers.train,
-                              config.batch_size, jit_compile=config.jit_compile)
+                              config.batch_size, jit_compile=config.jit_compile,
+                              on_nonfinite=config.on_nonfinite)
+        self._skipped, self._saved = 0, self.start
+        summaries.mark_start(self.writers, self.start)
         if self.start == 0:
             summaries.describe_run(self.writers, config.as_dict(), exp.hparams(), exp.schedule, exp.total_steps,
                                    os.path.basename(os.path.normpath(config.model_dir)))
@@ -130,7 +153,7 @@ class _Run:
             self.progress.summary([f'resuming {config.model_dir} at step {self.start}/{exp.total_steps} '
                                    f'(epoch {self.start // exp.steps_per_epoch + 1})'])
         batches = data.train_batches(exp.train_examples, exp.num_train, config.batch_size, config.seed,
-                                     start_step=self.start)
+                                     start_step=self.start, augment=config.augment)
         iterator = iter(self.strategy.experimental_distribute_dataset(batches))
         evaluation = None
         if exp.eval_examples is not None:
@@ -144,7 +167,11 @@ class _Run:
                 self.progress.epoch_end(current, *train_values, *self._evaluate(evaluation, current),
                                         clock.end_epoch())
             if epoch_end or (config.checkpoint_steps and current % config.checkpoint_steps == 0):
+                began_save = time.perf_counter()
                 self._save(current)
+                clock.add(time.perf_counter() - began_save, 0)  # saving is part of the training time
+            if self.interrupts.requested and current < exp.total_steps:
+                self._interrupted(current)
         export.save(self.model, exp.info.image_shape, self.export_dir)
         self.writers.close()
         result = self._result(current, time.perf_counter() - began, clock.steps_per_sec() * config.batch_size)
@@ -156,7 +183,8 @@ class _Run:
         num_steps = self._next_stop(current) - current
         self.progress.begin(current)
         began = time.perf_counter()
-        values = tuple(float(v) for v in self.loop.train(iterator, tf.constant(num_steps, tf.int64)))
+        values = tuple(float(v) for v in self.call(self.loop.train, iterator, tf.constant(num_steps, tf.int64)))
+        self._check_nonfinite()
         seconds = time.perf_counter() - began
         clock.add(seconds, num_steps)
         current += num_steps
@@ -183,9 +211,40 @@ class _Run:
         return loss, accuracy
 
     def _save(self, current):
+        if not nonfinite.all_finite(self.model.variables + self.optimizer.variables):
+            raise faults.Stop(f'non-finite weights at step {current}: not saved; the last good checkpoint is '
+                              f'{recovery.latest(self.manager.directory)}')
         # Summaries first: a run resumed from this checkpoint must find every step before it logged.
-        self.writers.flush()
-        self.manager.save(checkpoint_number=current)
+        try:
+            self.writers.flush()
+        except (OSError, tf.errors.OpError) as e:
+            raise faults.Stop(recovery.write_error(self.manager.directory, 'the summaries', e)) from None
+        recovery.save(self.manager, current)
+        self._saved = current
+
+    def _check_nonfinite(self):
+        """After a loop call: stop (--on_nonfinite=stop) or warn (skip) if it met non-finite steps."""
+        skipped, last = self.loop.guard.counts()
+        if skipped == self._skipped:
+            return
+        previous, self._skipped = self._skipped, skipped
+        if self.loop.guard.mode == 'stop':
+            self.writers.flush()
+            raise faults.Stop(f'non-finite loss or gradient at step {last}: the step was not applied and the run '
+                              f'stopped; the last good checkpoint is {recovery.latest(self.manager.directory)}; '
+                              'lower the learning rate (in a new --model_dir), or rerun with '
+                              '--on_nonfinite=skip to skip such steps')
+        if previous == 0 or len(str(skipped)) > len(str(previous)):  # at the 1st, 10th, 100th, ...: a short log
+            logging.warning('skipped %d step(s) with a non-finite loss or gradient so far (the last at step %d)',
+                            skipped, last)
+
+    def _interrupted(self, current):
+        """SIGTERM or Ctrl-C: checkpoint the current step (summaries flushed with it) and stop."""
+        if self._saved != current:
+            self._save(current)
+        self.writers.close()
+        raise faults.Interrupted(self.interrupts.stop_message(current, self.manager.latest_checkpoint),
+                                 self.interrupts.exit_status)
 
     def _already_finished(self):
         if not os.path.exists(self.export_dir):

@@ -73,6 +73,8 @@ def prepare(config, train_data=None, eval_data=None, num_classes=None, schedule=
 def _from_tfds(config):
     info = data.info(config.dataset, config.data_dir)
     num_train = data.num_examples(config.dataset, config.train_split, config.data_dir)
+    if num_train == 0:
+        raise ConfigError(f'--train_split={config.train_split!r} selects no examples of {config.dataset}')
     return info, data.load(config.dataset, config.train_split, config.data_dir), num_train
 
 

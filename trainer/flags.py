@@ -6,7 +6,7 @@ from absl import flags
 import schedules
 from schedules import flags as schedule_flags
 from trainer import config as config_lib
-from trainer import models, optimizers
+from trainer import distribute, models, nonfinite, optimizers
 
 _EPOCH_HELP = {
     'warmup_epochs': 'warmup_steps in epochs',
@@ -46,6 +46,7 @@ def define(flag_values=flags.FLAGS):
     flags.DEFINE_list('boundary_epochs', None, 'piecewise_constant: boundaries in epochs.',
                       flag_values=flag_values)
     integer('batch_size', 32, 'Global batch size.')
+    boolean('augment', False, 'Mirror training images left-right at random (drawn from the seed and the step).')
     flags.DEFINE_float('epochs', None, f'Epochs to train (default {config_lib.DEFAULT_EPOCHS} unless '
                        '--train_steps is given).', flag_values=flag_values)
     integer('train_steps', None, 'Steps to train, instead of --epochs.')
@@ -60,6 +61,16 @@ def define(flag_values=flags.FLAGS):
     boolean('deterministic', False, 'Deterministic ops (tf.config.experimental.enable_op_determinism).')
     boolean('mixed_precision', False, 'Mixed precision: float16 with loss scaling on GPU, bfloat16 on CPU.')
     boolean('jit_compile', False, 'XLA-compile the training step.')
+    flags.DEFINE_enum('on_nonfinite', 'stop', nonfinite.MODES, 'A step with a non-finite loss or gradient is '
+                      'never applied; stop: end the run there (no checkpoint of it); skip: go on with the next '
+                      'step.', flag_values=flag_values)
+    flags.DEFINE_enum('strategy', 'auto', distribute.NAMES, 'tf.distribute strategy: auto (mirrored with '
+                      'several GPUs or --cpu_devices, else one device), one_device, mirrored (the GPUs or '
+                      'CPU devices of this machine), multi_worker (the cluster in TF_CONFIG), tpu.',
+                      flag_values=flag_values)
+    integer('num_gpus', None, 'Use the first N GPUs (default: all visible; 0: CPU only).')
+    integer('cpu_devices', None, 'Split the CPU into N logical devices (N replicas for --strategy=mirrored '
+            'without GPUs).')
 
 
 def to_config(flag_values=flags.FLAGS):
@@ -82,7 +93,9 @@ def to_config(flag_values=flags.FLAGS):
     return config_lib.Config(
         model_dir=model_dir, dataset=f.dataset, data_dir=f.data_dir, train_split=f.train_split,
         eval_split=f.eval_split, model=f.model, optimizer=f.optimizer, momentum=f.momentum,
-        weight_decay=f.weight_decay, schedule=f.schedule, schedule_params=params, batch_size=f.batch_size,
+        weight_decay=f.weight_decay, schedule=f.schedule, schedule_params=params, batch_size=f.batch_size, augment=f.augment,
         epochs=f.epochs, train_steps=f.train_steps, steps_per_loop=f.steps_per_loop,
         checkpoint_steps=f.checkpoint_steps, keep_checkpoints=f.keep_checkpoints, seed=f.seed,
-        deterministic=f.deterministic, mixed_precision=f.mixed_precision, jit_compile=f.jit_compile)
+        deterministic=f.deterministic, mixed_precision=f.mixed_precision, jit_compile=f.jit_compile,
+        on_nonfinite=f.on_nonfinite,
+        strategy=f.strategy, num_gpus=f.num_gpus, cpu_devices=f.cpu_devices)

@@ -8,6 +8,8 @@ summaries) happens inside one tf.function; Python runs once per call.
 import keras
 import tensorflow as tf
 
+from trainer import nonfinite
+
 
 def _scalar(name, value, step):
     # Inside tf.range's while loop the name scope is 'while/', which tf.summary would put in the tag.
@@ -33,7 +35,8 @@ class Loop:
     finite dataset.
     """
 
-    def __init__(self, model, optimizer, strategy, global_step, writer, global_batch_size, jit_compile=False):
+    def __init__(self, model, optimizer, strategy, global_step, writer, global_batch_size, jit_compile=False,
+                 on_nonfinite='stop'):
         self._model = model
         self._optimizer = optimizer
         self._strategy = strategy
@@ -41,6 +44,8 @@ class Loop:
         self._writer = writer
         self._batch = global_batch_size
         self._loss_scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        with strategy.scope():
+            self.guard = nonfinite.Guard(on_nonfinite)
         # The summaries and the iterator cannot be XLA-compiled; the step itself can.
         self._replica_step = tf.function(self._replica_step, jit_compile=True) if jit_compile \
             else self._replica_step
@@ -55,8 +60,25 @@ class Loop:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self._model.losses))
             scaled = self._optimizer.scale_loss(loss) if self._loss_scale else loss
         variables = self._model.trainable_variables
-        self._optimizer.apply(tape.gradient(scaled, variables), variables)
+        self.guard.apply(self._optimizer, loss, tape.gradient(scaled, variables), variables,
+                         check_gradients=not self._loss_scale)
         return loss, tf.reduce_sum(_correct(labels, logits)) / self._batch
+
+    def repeat_step(self, images, labels, num_steps):
+        """The compiled training step applied num_steps times to one batch: no input pipeline, no summaries.
+
+        The ceiling the loop is measured against (trainer.bench); returns the last (loss, accuracy).
+        """
+        return self._repeat(images, labels, tf.constant(num_steps, tf.int64))
+
+    @tf.function
+    def _repeat(self, images, labels, num_steps):
+        loss, accuracy = tf.constant(0.0), tf.constant(0.0)
+        for _ in tf.range(num_steps):
+            loss, accuracy = self._strategy.run(self._replica_step, args=(images, labels))
+            loss, accuracy = self._sum(loss), self._sum(accuracy)
+            self._step.assign_add(1)
+        return loss, accuracy
 
     def _sum(self, per_replica):
         return self._strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
@@ -64,20 +86,29 @@ class Loop:
     def _train(self, iterator, num_steps):
         total_loss = tf.constant(0.0)
         total_accuracy = tf.constant(0.0)
+        count = tf.constant(0.0)
         rate = tf.constant(0.0)
         with self._writer.as_default():
             for _ in tf.range(num_steps):
                 step = self._step.read_value()
+                skipped = self.guard.skipped.read_value()
                 rate = tf.cast(self._optimizer.learning_rate, tf.float32)
                 loss, accuracy = self._strategy.run(self._replica_step, args=next(iterator))
                 loss, accuracy = self._sum(loss), self._sum(accuracy)
-                self._step.assign_add(1)
                 _scalar('learning_rate', rate, step)
                 _scalar('loss', loss, step)
                 _scalar('accuracy', accuracy, step)
-                total_loss += loss
-                total_accuracy += accuracy
-        count = tf.cast(num_steps, tf.float32)
+                applied = tf.equal(self.guard.skipped.read_value(), skipped)
+                if not applied:
+                    self.guard.last_step.assign(step)
+                    if self.guard.mode == 'stop':
+                        break  # the step stays unapplied and uncounted: the run stops at it
+                self._step.assign_add(1)
+                # Means over the applied steps: a skipped step's loss is not finite.
+                total_loss += tf.where(applied, loss, 0.0)
+                total_accuracy += tf.where(applied, accuracy, 0.0)
+                count += tf.cast(applied, tf.float32)
+        count = tf.maximum(count, 1.0)
         return total_loss / count, total_accuracy / count, rate
 
     def _replica_eval(self, images, labels):

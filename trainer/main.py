@@ -13,7 +13,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from schedules import flags as schedule_flags  # noqa: E402
-from trainer import api, data  # noqa: E402
+from trainer import api, data, faults  # noqa: E402
 from trainer import config as config_lib  # noqa: E402
 from trainer import flags as trainer_flags  # noqa: E402
 
@@ -47,6 +47,9 @@ def main(argv):
         api.run(trainer_flags.to_config(FLAGS))
     except (config_lib.ConfigError, data.DataError) as e:
         _fail(' '.join(str(e).split()))
+    except faults.Stop as e:  # a run that had started: stopped on a signal, a non-finite loss, a failed write
+        print(f'error: {e}' if e.error else str(e), file=sys.stderr)
+        sys.exit(e.exit_status)
 
 
 if __name__ == '__main__':

@@ -7,10 +7,14 @@ Layout of a model_dir (one TensorBoard run per folder):
   <model_dir>/eval   loss, accuracy after each evaluation
 """
 import os
+import time
 
 import tensorflow as tf
 from absl import logging
 from tensorboard.plugins.hparams import api as hp
+# tf.summary has no public way to write an Event that is not a Summary (here a SessionLog); this is the op
+# tf.contrib.summary.import_event exposed.
+from tensorflow.python.ops.summary_ops_v2 import import_event
 
 # What the hparams table shows for each run: the last evaluation.
 METRICS = (hp.Metric('accuracy', group='eval', display_name='eval accuracy'),
@@ -32,6 +36,24 @@ class Writers:
     def close(self):
         for writer in (self.root, self.train, self.eval):
             writer.close()
+
+
+def mark_start(writers, step):
+    """Marks the (re)start of training at global step `step` in each event log, before anything is logged.
+
+    A run resumed from the checkpoint of step S logs the steps from S on again, after the values a killed
+    process logged past its last checkpoint. TensorBoard's event multiplexer purges, at every SessionLog.START
+    of a run folder after its first, all values at steps >= the START's step (event files of format
+    brain.Event:2, which tf.summary writes, get no other purging). Its Rust data server (the default
+    `--load_fast=auto`) ignores SessionLog and instead drops, per tag, the values at steps >= a step logged
+    again. Either way each step then shows one value. `eval` is marked at S + 1: its value at S was logged
+    before the checkpoint of S was saved and is not logged again.
+    """
+    start = tf.compat.v1.SessionLog(status=tf.compat.v1.SessionLog.START)
+    for writer, at in ((writers.root, step), (writers.train, step), (writers.eval, step + 1)):
+        event = tf.compat.v1.Event(wall_time=time.time(), step=at, session_log=start)
+        with writer.as_default():
+            import_event(tf.constant(event.SerializeToString()))
 
 
 def describe_run(writers, flag_values, hparams, schedule, total_steps, label):

@@ -1,0 +1,39 @@
+"""trainer.bench runs every contender and writes its tables (figures are the bench's business, not a test's)."""
+
+import json
+import subprocess
+import sys
+
+
+def test_throughput_bench_writes_every_contender(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "trainer.bench", "--steps=200", "--repeats=1",
+                             f"--out={tmp_path}"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "throughput.json").read_text())
+    contenders = {"bare", "loop", "fit", "fit_fast", "eager"}
+    assert set(report["examples_per_sec"]) == contenders
+    assert all(rate > 0 for rate in report["examples_per_sec"].values())
+    assert set(report["ratios"]) == {f"loop/{name}" for name in contenders - {"loop"}}
+    rates = report["examples_per_sec"]
+    assert report["ratios"]["loop/fit"] == rates["loop"] / rates["fit"]
+    assert 0 < report["schedule_share_of_loop_step"] < 1 and report["batch_size"] == 32
+    table = (tmp_path / "throughput.md").read_text()
+    assert all(f"| {name} |" in table for name in contenders)
+
+
+def test_bad_steps_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "trainer.bench", "--steps=250", f"--out={tmp_path}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --steps=250 must be a multiple of 200")
+    assert not (tmp_path / "throughput.json").exists()
+
+
+def test_replicas_bench_times_one_and_two_cpu_replicas(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "trainer.bench", "--replicas", "--steps=200", "--repeats=1",
+                             f"--out={tmp_path}"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "replicas.json").read_text())
+    assert set(report["examples_per_sec"]) == {"1 replica", "2 replicas"}
+    assert all(rate > 0 for rate in report["examples_per_sec"].values())
+    assert "| mirrored | 2 |" in (tmp_path / "replicas.md").read_text()
