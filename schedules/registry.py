@@ -23,7 +23,10 @@ def names():
 
 
 def parameters(name):
-    """{parameter: default} of schedule `name`, in signature order; required parameters map to `inspect.Parameter.empty`."""
+    """{parameter: default} of schedule `name`, in signature order.
+
+    Required parameters map to `inspect.Parameter.empty`.
+    """
     signature = inspect.signature(_class(name).__init__)
     return {p.name: p.default for p in list(signature.parameters.values())[1:]}
 

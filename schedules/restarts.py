@@ -100,7 +100,8 @@ class CosineRestarts(base.Schedule):
         c = self._config
         cycle, position, length = self._place(step)
         warmup = length * (c["warmup_steps"] / c["cycle_steps"])
-        peak = tf.maximum(c["initial_lr"] * tf.pow(tf.constant(c["peak_decay"], tf.float64), base.as_float(cycle)), c["min_lr"])
+        peak_factor = tf.pow(tf.constant(c["peak_decay"], tf.float64), base.as_float(cycle))
+        peak = tf.maximum(c["initial_lr"] * peak_factor, c["min_lr"])
         warm = base.linear(c["min_lr"], peak, position / tf.maximum(warmup, 1.0))
         decay = base.cosine(peak, c["min_lr"], (position - warmup) / (length - warmup))
         lr = tf.where(position < warmup, warm, decay)

@@ -7,7 +7,7 @@ import sys
 
 def test_throughput_bench_writes_every_contender(tmp_path):
     result = subprocess.run([sys.executable, "-m", "trainer.bench", "--steps=200", "--repeats=1",
-                             f"--out={tmp_path}"], capture_output=True, text=True, timeout=600)
+                             "--batch_size=8", f"--out={tmp_path}"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "throughput.json").read_text())
     contenders = {"bare", "loop", "fit", "fit_fast", "eager"}
@@ -16,7 +16,7 @@ def test_throughput_bench_writes_every_contender(tmp_path):
     assert set(report["ratios"]) == {f"loop/{name}" for name in contenders - {"loop"}}
     rates = report["examples_per_sec"]
     assert report["ratios"]["loop/fit"] == rates["loop"] / rates["fit"]
-    assert 0 < report["schedule_share_of_loop_step"] < 1 and report["batch_size"] == 32
+    assert 0 < report["schedule_share_of_loop_step"] < 1 and report["batch_size"] == 8
     table = (tmp_path / "throughput.md").read_text()
     assert all(f"| {name} |" in table for name in contenders)
 
@@ -31,7 +31,7 @@ def test_bad_steps_is_one_line(tmp_path):
 
 def test_replicas_bench_times_one_and_two_cpu_replicas(tmp_path):
     result = subprocess.run([sys.executable, "-m", "trainer.bench", "--replicas", "--steps=200", "--repeats=1",
-                             f"--out={tmp_path}"], capture_output=True, text=True, timeout=600)
+                             "--batch_size=8", f"--out={tmp_path}"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "replicas.json").read_text())
     assert set(report["examples_per_sec"]) == {"1 replica", "2 replicas"}

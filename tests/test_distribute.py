@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from test_distribute_support import common, finish, relative_differences, run_main, start_cluster
-from test_trainer_support import checkpoint_values, scalars
+from test_distribute_support import common, finish, relative_differences, start_cluster
+from test_trainer_support import checkpoint_values, finished, run_main, scalars, scratch
 
 STEPS = 30  # 32 batches per epoch: the run ends inside its first epoch, after a checkpoint at step 20
 MATCHING = ('--eval_split=test[:100]', f'--train_steps={STEPS}', '--steps_per_loop=7', '--checkpoint_steps=20')
@@ -23,17 +23,14 @@ TOLERANCE = 1e-5
 
 @pytest.fixture(scope='module')
 def base(tmp_path_factory):
-    base = tmp_path_factory.mktemp('distribute')
-    (base / 'data').mkdir()
-    return base
+    return scratch(tmp_path_factory, 'distribute')
 
 
 @pytest.fixture(scope='module')
 def one_device(base):
     """The reference: one replica on one device, same global batch and seed as the distributed runs."""
     model_dir = base / 'one_device'
-    done = run_main(*common(base / 'data', model_dir, *MATCHING), '--strategy=one_device')
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = finished(*common(base / 'data', model_dir, *MATCHING), '--strategy=one_device')
     assert 'OneDeviceStrategy: 1 replica(s), per-replica batch 16' in done.stdout
     return model_dir
 
@@ -59,8 +56,7 @@ def assert_same_run(model_dir, reference):
 
 def test_mirrored_on_two_cpu_devices_matches_one_device(base, one_device):
     model_dir = base / 'mirrored'
-    done = run_main(*common(base / 'data', model_dir, *MATCHING), '--strategy=mirrored', '--cpu_devices=2')
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = finished(*common(base / 'data', model_dir, *MATCHING), '--strategy=mirrored', '--cpu_devices=2')
     # Two replicas, each on half of the global batch.
     assert 'MirroredStrategy: 2 replica(s), per-replica batch 8' in done.stdout
     assert_same_run(model_dir, one_device)

@@ -32,12 +32,6 @@ def free_ports(count):
             s.close()
 
 
-def run_main(*args, env=None):
-    """Runs `python -m trainer.main args...` with extra environment variables; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, '-m', 'trainer.main', *args], cwd=REPO, capture_output=True, text=True,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', **(env or {})), timeout=WORKER_TIMEOUT)
-
-
 def start_cluster(args, tmp_dir, workers=2):
     """Starts `workers` trainer.main processes with a TF_CONFIG each (127.0.0.1 only); returns the Popens.
 

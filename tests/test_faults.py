@@ -16,9 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from concurrent import futures
 
 import numpy as np
@@ -27,7 +24,8 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.backend.event_processing import plugin_event_accumulator as accumulator
 
-from test_trainer_support import REPO, checkpoint_values, run_main, scalars
+from test_trainer_support import (REPO, checkpoint_values, get_json, main_in_process, run_main, scalars,
+                                  tensorboard)
 
 STEPS_PER_EPOCH = 1024 // 8
 TOTAL = 4 * STEPS_PER_EPOCH
@@ -258,52 +256,28 @@ def test_tensorboard_multiplexer_shows_one_value_per_step_equal_to_the_uninterru
     assert [s for s, _ in expected['loss']] == [STEPS_PER_EPOCH * (k + 1) for k in range(4)]
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _get(port, path, **query):
-    url = f'http://127.0.0.1:{port}{path}?{urllib.parse.urlencode(query)}'
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
-
-
 def test_tensorboard_data_server_shows_one_value_per_step_equal_to_the_uninterrupted_run(base, killed,
                                                                                           reference):
     """TensorBoard's default loader (--load_fast: its Rust data server) over HTTP."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, '-m', 'tensorboard.main', f'--logdir={base / "tb"}', '--host=127.0.0.1',
-         f'--port={port}', '--load_fast=true', '--reload_interval=1'],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        def served():
-            try:
-                tags = _get(port, '/data/plugin/scalars/tags')
-            except (urllib.error.URLError, ConnectionError):
-                return False
-            return all(set(TRAIN_TAGS) <= set(tags.get(f'{r}/train', {})) and
-                       set(EVAL_TAGS) <= set(tags.get(f'{r}/eval', {})) for r in ('killed', 'reference'))
+    def served(tags):
+        return all(set(TRAIN_TAGS) <= set(tags.get(f'{r}/train', {})) and
+                   set(EVAL_TAGS) <= set(tags.get(f'{r}/eval', {})) for r in ('killed', 'reference'))
+
+    with tensorboard(base / 'tb', load_fast=True, serves=served, wait=WAIT) as port:
         def loaded():  # the data server loads the files in the background
-            series = [_get(port, '/data/plugin/scalars/scalars', run=f'{r}/{run}', tag='loss')
+            series = [get_json(port, '/data/plugin/scalars/scalars', run=f'{r}/{run}', tag='loss')
                       for r in ('killed', 'reference') for run in ('train', 'eval')]
             return [len(s) >= n for s, n in zip(series, (TOTAL, 4, TOTAL, 4))] == [True] * 4
-        wait_for(served, what='TensorBoard serving both runs')
         wait_for(loaded, what='TensorBoard loading every step')
         for run, tags in (('train', TRAIN_TAGS), ('eval', EVAL_TAGS)):
             for tag in tags:
-                shown = [(s, v) for _, s, v in _get(port, '/data/plugin/scalars/scalars', run=f'killed/{run}',
-                                                     tag=tag)]
-                expected = [(s, v) for _, s, v in _get(port, '/data/plugin/scalars/scalars',
-                                                        run=f'reference/{run}', tag=tag)]
+                shown = [(s, v) for _, s, v in get_json(port, '/data/plugin/scalars/scalars',
+                                                         run=f'killed/{run}', tag=tag)]
+                expected = [(s, v) for _, s, v in get_json(port, '/data/plugin/scalars/scalars',
+                                                            run=f'reference/{run}', tag=tag)]
                 assert shown == expected, (run, tag, killed[3])
                 if run == 'train':
                     assert [s for s, _ in shown] == list(range(TOTAL))
-    finally:
-        server.kill()
-        server.wait(timeout=30)
 
 
 # --- SIGTERM and Ctrl-C ----------------------------------------------------------------------------------
@@ -584,15 +558,18 @@ BAD = [
 ]
 
 
+# One process of each kind of error: absl's parser, a flagfile, stray arguments, Config, a schedule parameter,
+# a tfds name, a split; the whole table runs in one process through the same entry point.
+SEPARATE = ('--batch_size=eight', '--flagfile=configs/nonexistent.flags', 'stray', '--epochs=0',
+            '--initial_lr=nan', '--dataset=fashion_mnits', '--eval_split=tset')
+
+
 @pytest.fixture(scope='module')
 def bad_runs(base):
-    """Every BAD case, four at a time, each with a model_dir of its own: [(status, stdout, stderr, dir)]."""
-    def run(case):
-        index, (args, _) = case
-        model_dir = base / 'bad' / str(index)
-        return (*finish(run_main(*common(base / 'data', model_dir), *args, wait=False)), model_dir)
-    with futures.ThreadPoolExecutor(4) as pool:
-        return list(pool.map(run, enumerate(BAD)))
+    """Every BAD case, each with a model_dir of its own: [(status, stdout, stderr, model_dir)]."""
+    model_dirs = [base / 'bad' / str(index) for index in range(len(BAD))]
+    cases = [[*common(base / 'data', model_dir), *args] for model_dir, (args, _) in zip(model_dirs, BAD)]
+    return [(*result, model_dir) for result, model_dir in zip(main_in_process(cases), model_dirs)]
 
 
 @pytest.mark.parametrize('index', range(len(BAD)), ids=[' '.join(args) for args, _ in BAD])
@@ -603,3 +580,19 @@ def test_bad_flag_one_line_status_2_nothing_written(bad_runs, index):
     assert BAD[index][1] in line, line
     assert err.rstrip().endswith(line) and out == ''
     assert not model_dir.exists()
+
+
+def test_bad_flags_end_the_same_as_separate_processes(base, bad_runs):
+    indices = [i for i, (args, _) in enumerate(BAD) if args[0] in SEPARATE]
+    assert len(indices) == len(SEPARATE)
+
+    def run(index):
+        model_dir = base / 'bad-separate' / str(index)
+        status, out, err = finish(run_main(*common(base / 'data', model_dir), *BAD[index][0], wait=False))
+        return status, out, error_line(err), err.rstrip().endswith(error_line(err)), model_dir.exists()
+    with futures.ThreadPoolExecutor(4) as pool:
+        separate = list(pool.map(run, indices))
+    for index, (status, out, line, last, written) in zip(indices, separate):
+        in_process = bad_runs[index]
+        assert (status, out, line, last, written) == (in_process[0], in_process[1], error_line(in_process[2]),
+                                                      True, False), BAD[index][0]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from test_trainer_support import checkpoint_values, run_main, scalars
+from test_trainer_support import checkpoint_values, finished, main_in_process, run_main, scalars, scratch
 from trainer import flags as trainer_flags
 
 # Real Fashion-MNIST (Debian's files; an empty --data_dir keeps any prepared copy out), a small slice, the mlp.
@@ -26,16 +26,13 @@ def common(data_dir, model_dir, warmup=True):
 
 @pytest.fixture(scope='module')
 def dirs(tmp_path_factory):
-    base = tmp_path_factory.mktemp('main')
-    (base / 'data').mkdir()
-    return base
+    return scratch(tmp_path_factory, 'main')
 
 
 @pytest.fixture(scope='module')
 def uninterrupted(dirs):
     model_dir = str(dirs / 'whole')
-    done = run_main(*common(dirs / 'data', model_dir))
-    assert done.returncode == 0, done.stderr[-3000:]
+    finished(*common(dirs / 'data', model_dir))
     return model_dir
 
 
@@ -51,8 +48,7 @@ def resumed(dirs):
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL, 'the run ended before it could be interrupted'
-    again = run_main(*common(dirs / 'data', model_dir))
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = finished(*common(dirs / 'data', model_dir))
     step = int(re.search(r'resuming .* at step (\d+)/', again.stdout).group(1))
     assert 0 < step < TOTAL
     return str(model_dir), step
@@ -80,8 +76,7 @@ def test_resumed_run_logs_the_same_curve(uninterrupted, resumed):
 
 
 def test_finished_run_says_so_and_exits_0(dirs, uninterrupted):
-    again = run_main(*common(dirs / 'data', uninterrupted))
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = finished(*common(dirs / 'data', uninterrupted))
     assert 'already finished at step' in again.stdout
     assert 'eval accuracy: final' in again.stdout
 
@@ -118,15 +113,14 @@ BAD = {
 
 @pytest.fixture(scope='module')
 def bad_runs(dirs, uninterrupted):
-    """Every BAD case against the finished run's model_dir, started together; {case: CompletedProcess}."""
+    """Every BAD case against the finished run's model_dir, and one with a file for a folder in model_dir;
+    {case: ((stdout, stderr), status)}."""
     before = _files(uninterrupted)
-    processes = {case: run_main(*common(dirs / 'data', uninterrupted, warmup=False), *args, wait=False)
-                 for case, (args, _) in BAD.items()}
-    processes['unwritable model_dir'] = run_main(
-        *common(dirs / 'data', dirs / 'whole' / 'config.json' / 'run'), wait=False)
-    results = {case: (p.communicate(timeout=300), p.returncode) for case, p in processes.items()}
+    cases = {case: [*common(dirs / 'data', uninterrupted, warmup=False), *args] for case, (args, _) in BAD.items()}
+    cases['unwritable model_dir'] = common(dirs / 'data', dirs / 'whole' / 'config.json' / 'run')
+    results = dict(zip(cases, main_in_process(cases.values())))
     assert _files(uninterrupted) == before, 'a bad command touched the existing run'
-    return results
+    return {case: ((out, err), status) for case, (status, out, err) in results.items()}
 
 
 @pytest.mark.parametrize('case', [*BAD, 'unwritable model_dir'])

@@ -1,8 +1,16 @@
-"""Helpers shared by the trainer tests (no tests here): tiny datasets, event files, running trainer.main."""
+"""Helpers shared by the trainer tests (no tests here): tiny datasets, event files, running trainer.main,
+a TensorBoard server."""
+import contextlib
 import glob
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import tensorflow as tf
@@ -41,14 +49,39 @@ def tags(run_dir):
     return found
 
 
-def run_main(*args, wait=True):
-    """Runs `python -m trainer.main args...` from the repo root; returns the CompletedProcess (or Popen)."""
+def scratch(tmp_path_factory, name):
+    """A fresh module directory with an empty data/ (tfds finds nothing prepared: Debian's files are read)."""
+    base = tmp_path_factory.mktemp(name)
+    (base / 'data').mkdir()
+    return base
+
+
+def run_main(*args, wait=True, env=None, timeout=300):
+    """Runs `python -m trainer.main args...` from the repo root with extra environment variables `env`;
+    returns the CompletedProcess (or the Popen when not `wait`)."""
     command = [sys.executable, '-m', 'trainer.main', *args]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', **(env or {}))
     if not wait:
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def finished(*args, env=None):
+    """run_main, which must end with status 0; the CompletedProcess."""
+    done = run_main(*args, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def main_in_process(cases):
+    """[(exit status, stdout, stderr)] of trainer.main's entry point run on each argument list in `cases`,
+    all in one process (tests/main_in_process.py): TensorFlow starts once, not once per case."""
+    done = subprocess.run([sys.executable, os.path.join(REPO, 'tests', 'main_in_process.py')], cwd=REPO,
+                          input=json.dumps([[str(arg) for arg in args] for args in cases]), capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [tuple(result) for result in json.loads(done.stdout)]
 
 
 def checkpoint_values(model_dir):
@@ -56,3 +89,38 @@ def checkpoint_values(model_dir):
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(model_dir))
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
             if not name.startswith('save_counter') and not name.startswith('_CHECKPOINTABLE_OBJECT_GRAPH')}
+
+
+def get_json(port, path, **query):
+    """The JSON a local HTTP server (TensorBoard) answers to GET path?query."""
+    url = f'http://127.0.0.1:{port}{path}?{urllib.parse.urlencode(query)}'
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+@contextlib.contextmanager
+def tensorboard(logdir, load_fast, serves, wait=90):
+    """A TensorBoard server on a free loopback port; yields the port once `serves(tags)` is true of the
+    scalar tags it answers (polled for at most `wait` seconds), kills the server on exit."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'tensorboard.main', f'--logdir={logdir}', '--host=127.0.0.1', f'--port={port}',
+         f'--load_fast={str(load_fast).lower()}', '--reload_interval=1'],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                if serves(get_json(port, '/data/plugin/scalars/tags')):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert process.poll() is None, process.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, f'TensorBoard did not serve the runs within {wait} s'
+            time.sleep(0.5)
+        yield port
+    finally:
+        process.kill()
+        process.wait(timeout=30)

@@ -93,7 +93,8 @@ def to_config(flag_values=flags.FLAGS):
     return config_lib.Config(
         model_dir=model_dir, dataset=f.dataset, data_dir=f.data_dir, train_split=f.train_split,
         eval_split=f.eval_split, model=f.model, optimizer=f.optimizer, momentum=f.momentum,
-        weight_decay=f.weight_decay, schedule=f.schedule, schedule_params=params, batch_size=f.batch_size, augment=f.augment,
+        weight_decay=f.weight_decay, schedule=f.schedule, schedule_params=params, batch_size=f.batch_size,
+        augment=f.augment,
         epochs=f.epochs, train_steps=f.train_steps, steps_per_loop=f.steps_per_loop,
         checkpoint_steps=f.checkpoint_steps, keep_checkpoints=f.keep_checkpoints, seed=f.seed,
         deterministic=f.deterministic, mixed_precision=f.mixed_precision, jit_compile=f.jit_compile,

@@ -29,7 +29,8 @@ def _fail(message):
     sys.exit(2)
 
 
-def _parse(argv):
+def parse(argv):
+    """absl flag parsing; a bad flag ends the process with one line."""
     try:
         return FLAGS(argv)
     except flags.Error as e:
@@ -53,4 +54,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    app.run(main, flags_parser=_parse)
+    app.run(main, flags_parser=parse)
