@@ -287,8 +287,8 @@ def test_augment_mirrors_images_as_a_function_of_the_step():
     images = (labels[:, None, None, None] + 64 * np.arange(3)[None, None, :, None]).astype(np.uint8)
     examples = tf.data.Dataset.from_tensor_slices((np.broadcast_to(images, (n, 2, 3, 1)), labels))
     plain = _take(data.train_batches(examples, n, 16, seed=3), 8)
-    augmented = _take(data.train_batches(examples, n, 16, seed=3, augment=True), 8)
-    resumed = _take(data.train_batches(examples, n, 16, seed=3, start_step=5, augment=True), 3)
+    augmented = _take(data.train_batches(examples, n, 16, seed=3, augment=('flip',)), 8)
+    resumed = _take(data.train_batches(examples, n, 16, seed=3, start_step=5, augment=('flip',)), 3)
     _assert_same(resumed, augmented[5:])
     flipped = 0
     for (images_a, labels_a), (images_p, labels_p) in zip(augmented, plain):
@@ -298,3 +298,51 @@ def test_augment_mirrors_images_as_a_function_of_the_step():
             assert mirrored or np.array_equal(a, p)
             flipped += mirrored
     assert 32 < flipped < 96  # about half of the 128 images
+
+
+def _zeroed_boxes(augmented, plain):
+    """Per image: None when unchanged, else the (rows, columns) extent of the pixels set to zero."""
+    boxes = []
+    for images_a, images_p in zip(augmented, plain):
+        for a, p in zip(images_a, images_p):
+            changed = a != p
+            assert np.all(a[changed] == 0), 'cutout only writes zeros'
+            rows, columns = np.nonzero(changed[..., 0])
+            boxes.append(None if rows.size == 0 else (rows.min(), rows.max() + 1, columns.min(), columns.max() + 1,
+                                                      int(changed.sum())))
+    return boxes
+
+
+def test_cutout_zeros_one_clipped_square_in_about_half_the_images():
+    n, size, side = 64, 5, 12
+    labels = np.arange(n, dtype=np.int64)
+    images = np.full((n, side, side, 1), 200, np.uint8)
+    examples = tf.data.Dataset.from_tensor_slices((images, labels))
+    plain = _take(data.train_batches(examples, n, 16, seed=3), 16)
+    augmented = _take(data.train_batches(examples, n, 16, seed=3, augment=('cutout',), cutout_size=size), 16)
+    _assert_same(_take(data.train_batches(examples, n, 16, seed=3, start_step=7, augment=('cutout',),
+                                          cutout_size=size), 3), augmented[7:10])
+    boxes = [box for box in _zeroed_boxes([a for a, _ in augmented], [p for p, _ in plain]) if box is not None]
+    assert 256 * 0.35 < len(boxes) < 256 * 0.65  # probability 1/2 over 256 images
+    full = 0
+    for top, bottom, left, right, count in boxes:
+        height, width = bottom - top, right - left
+        assert count == height * width, 'the zeroed pixels form one rectangle'
+        assert 1 <= height <= size and 1 <= width <= size
+        # A side shorter than `size` only where the square crosses the border.
+        assert height == size or top == 0 or bottom == side
+        assert width == size or left == 0 or right == side
+        full += height == width == size
+    assert len(boxes) * 0.3 < full < len(boxes) * 0.6  # whole for 8 of 12 centres on each axis: 44%
+
+
+def test_flip_then_cutout_and_unknown_names():
+    n = 32
+    images = np.random.default_rng(0).integers(1, 256, size=(n, 6, 6, 1), dtype=np.uint8)
+    examples = tf.data.Dataset.from_tensor_slices((images, np.zeros(n, np.int64)))
+    flipped = _take(data.train_batches(examples, n, 8, seed=1, augment=('flip',)), 4)
+    both = _take(data.train_batches(examples, n, 8, seed=1, augment=('flip', 'cutout'), cutout_size=3), 4)
+    boxes = _zeroed_boxes([b for b, _ in both], [f for f, _ in flipped])
+    assert any(boxes) and not all(boxes)
+    with pytest.raises(ValueError, match="augment='blur' is not one of: flip, cutout"):
+        data.train_batches(examples, n, 8, seed=1, augment=('blur',))

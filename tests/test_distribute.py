@@ -17,7 +17,9 @@ from test_distribute_support import common, finish, relative_differences, start_
 from test_trainer_support import checkpoint_values, finished, run_main, scalars, scratch
 
 STEPS = 30  # 32 batches per epoch: the run ends inside its first epoch, after a checkpoint at step 20
-MATCHING = ('--eval_split=test[:100]', f'--train_steps={STEPS}', '--steps_per_loop=7', '--checkpoint_steps=20')
+# With a moving average of the weights: evaluated and exported instead of the weights, kept in the optimizer.
+MATCHING = ('--eval_split=test[:100]', f'--train_steps={STEPS}', '--steps_per_loop=7', '--checkpoint_steps=20',
+            '--ema_momentum=0.9')
 TOLERANCE = 1e-5
 
 

@@ -195,3 +195,72 @@ def test_epoch_lengths_convert_with_the_real_steps_per_epoch(tmp_path):
         prepared('cosine', total_epochs=0.01)
     with pytest.raises(ConfigError, match='--warmup_epochs and --warmup_steps were both given'):
         prepared('cosine', warmup_epochs=1, warmup_steps=3)
+
+
+def _ema_run(model_dir, **settings):
+    return trainer.train('mlp', tiny_dataset(EXAMPLES, seed=1), eval_data=tiny_dataset(20, seed=2),
+                         schedule='cosine', model_dir=str(model_dir), batch_size=BATCH, epochs=EPOCHS, seed=4,
+                         deterministic=True, checkpoint_steps=1, keep_checkpoints=TOTAL, interactive=False,
+                         **settings)
+
+
+def _weights_at(result, model_dir, step, average):
+    """The trained weights (or, with `average`, the optimizer's moving average) of checkpoint ckpt-<step>."""
+    model = keras.models.clone_model(result.model)
+    path = os.path.join(model_dir, f'ckpt-{step}')
+    if average:
+        optimizer = optimizers.build('adam', lambda: 1e-3, ema_momentum=0.5)  # a callable rate, as the trainer's
+        optimizer.build(model.trainable_variables)
+        tf.train.Checkpoint(model=model, optimizer=optimizer).read(path).expect_partial()
+        optimizer.finalize_variable_values(model.trainable_variables)
+    else:
+        tf.train.Checkpoint(model=model).read(path).expect_partial()
+    return model, [v.numpy().astype(np.float64) for v in model.trainable_variables]
+
+
+def _accuracy(model, dataset):
+    images, labels = (np.stack(a) for a in zip(*dataset.as_numpy_iterator()))
+    return float(np.mean(np.argmax(model(images.astype(np.float32)), axis=-1) == labels))
+
+
+def test_ema_evaluates_and_exports_the_moving_average_and_trains_as_without(tmp_path):
+    momentum = 0.75
+    averaged = _ema_run(tmp_path / 'ema', ema_momentum=momentum)
+    plain = _ema_run(tmp_path / 'plain')
+    # Keras's rule, in float64 from the trained weights after every step: the first step copies them.
+    reference = None
+    for step in range(1, TOTAL + 1):
+        _, trained = _weights_at(averaged, tmp_path / 'ema', step, average=False)
+        _, trained_plain = _weights_at(plain, tmp_path / 'plain', step, average=False)
+        for a, b in zip(trained, trained_plain):  # the average never feeds back into training
+            np.testing.assert_array_equal(a, b)
+        reference = trained if reference is None else [momentum * r + (1 - momentum) * w
+                                                       for r, w in zip(reference, trained)]
+        model, stored = _weights_at(averaged, tmp_path / 'ema', step, average=True)
+        for a, b in zip(stored, reference):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        if step % STEPS_PER_EPOCH == 0:  # each evaluation saw the average of its step
+            evaluation = next(e for e in averaged.evaluations if e['step'] == step)
+            assert evaluation['accuracy'] == pytest.approx(_accuracy(model, tiny_dataset(20, seed=2)))
+    for a, b in zip(averaged.model.trainable_variables, reference):  # the returned (and exported) model
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-5, atol=1e-6)
+    serving = tf.saved_model.load(averaged.export_dir).signatures['serving_default']
+    images = np.stack([image for image, _ in tiny_dataset(5, seed=3).as_numpy_iterator()])
+    np.testing.assert_allclose(serving(images=tf.constant(images))['probabilities'].numpy(),
+                               tf.nn.softmax(averaged.model(images.astype(np.float32))).numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(averaged.model.trainable_variables[0].numpy(), plain.model.trainable_variables[0].numpy())
+
+
+def test_ema_run_resumed_from_a_checkpoint_ends_with_the_same_average(tmp_path):
+    whole = _ema_run(tmp_path / 'whole', ema_momentum=0.75)
+    # The same run as if stopped at step 15: a checkpoint is the model, the optimizer (with the average) and the
+    # step.
+    resumed_dir = tmp_path / 'resumed'
+    resumed_dir.mkdir()
+    for path in glob.glob(str(tmp_path / 'whole' / 'ckpt-15.*')):
+        os.link(path, resumed_dir / os.path.basename(path))
+    tf.compat.v1.train.update_checkpoint_state(str(resumed_dir), str(resumed_dir / 'ckpt-15'))
+    resumed = _ema_run(resumed_dir, ema_momentum=0.75)
+    assert [e['step'] for e in resumed.evaluations] == [2 * STEPS_PER_EPOCH, TOTAL]
+    for a, b in zip(resumed.model.trainable_variables, whole.model.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)

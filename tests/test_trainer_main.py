@@ -149,6 +149,18 @@ def test_config_files_parse_and_later_flags_override(name):
     assert config.model_dir == f'runs/{name}'
 
 
+def test_best_config_is_ten_epochs_of_the_seed_cnn_with_cutout_and_an_average():
+    values = flags.FlagValues()
+    trainer_flags.define(values)
+    flagfile = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs', 'fashion_mnist_best.flags')
+    values(['trainer', f'--flagfile={flagfile}'])
+    config = trainer_flags.to_config(values)
+    assert (config.dataset, config.model, config.optimizer, config.batch_size, config.epochs) == (
+        'fashion_mnist', 'cnn', 'adam', 32, 10)
+    assert dict(config.schedule_params)['initial_lr'] == 1e-3 and config.schedule == 'cosine'
+    assert config.augment == ('cutout',) and config.cutout_size == 10 and config.ema_momentum == 0.999
+
+
 def test_config_json_records_the_run(uninterrupted):
     with open(os.path.join(uninterrupted, 'config.json')) as f:
         settings = json.load(f)

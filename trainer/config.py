@@ -6,7 +6,7 @@ only this. Errors are ConfigError with a one-line message naming the flag (`--na
 import dataclasses
 import math
 
-from trainer import nonfinite, optimizers
+from trainer import data, nonfinite, optimizers
 
 # Schedule lengths that may be given in epochs, as {epoch parameter: step parameter}.
 EPOCH_PARAMETERS = {
@@ -46,10 +46,12 @@ class Config:
     optimizer: str = 'adam'
     momentum: float = 0.9
     weight_decay: float | None = None
+    ema_momentum: float | None = None  # evaluate and export a moving average of the weights
     schedule: str = 'cosine_restarts'
     schedule_params: tuple[tuple[str, object], ...] = ()
     batch_size: int = 32
-    augment: bool = False
+    augment: tuple[str, ...] = ()  # names from trainer.data.AUGMENTATIONS
+    cutout_size: int = 8
     epochs: float | None = None  # DEFAULT_EPOCHS when neither epochs nor train_steps is given
     train_steps: int | None = None
     steps_per_loop: int = 200
@@ -68,7 +70,13 @@ class Config:
         params = dict(self.schedule_params)
         object.__setattr__(self, 'schedule_params', tuple(sorted(
             (k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())))
+        augment = self.augment.split(',') if isinstance(self.augment, str) else self.augment
+        object.__setattr__(self, 'augment', tuple(name for name in augment if name))
+        for name in self.augment:
+            if name not in data.AUGMENTATIONS:
+                raise ConfigError(f'--augment={name!r} is not one of: {", ".join(data.AUGMENTATIONS)}')
         _positive_int('batch_size', self.batch_size)
+        _positive_int('cutout_size', self.cutout_size)
         _positive_int('steps_per_loop', self.steps_per_loop)
         _positive_int('keep_checkpoints', self.keep_checkpoints)
         if not _is_int(self.checkpoint_steps) or self.checkpoint_steps < 0:
@@ -90,6 +98,8 @@ class Config:
             raise ConfigError(f'--momentum={self.momentum!r} must be a number in [0, 1)')
         if self.weight_decay is not None and not (_is_number(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f'--weight_decay={self.weight_decay!r} must be a finite number >= 0')
+        if self.ema_momentum is not None and not (_is_number(self.ema_momentum) and 0 < self.ema_momentum < 1):
+            raise ConfigError(f'--ema_momentum={self.ema_momentum!r} must be a number in (0, 1)')
         if self.on_nonfinite not in nonfinite.MODES:
             raise ConfigError(f'--on_nonfinite={self.on_nonfinite!r} is not one of: {", ".join(nonfinite.MODES)}')
         if not self.train_split:
@@ -101,6 +111,7 @@ class Config:
     def as_dict(self):
         """Plain JSON-able settings (schedule parameters inlined as `schedule.<name>`)."""
         values = dataclasses.asdict(self)
+        values['augment'] = list(self.augment)
         params = values.pop('schedule_params')
         values.update({f'schedule.{k}': list(v) if isinstance(v, tuple) else v for k, v in params})
         return values

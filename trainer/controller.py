@@ -4,6 +4,7 @@ A run is resumable at any checkpoint because everything is a function of the glo
 rate (the schedule), the position in the data (trainer.data.train_batches(start_step=step)) and the
 epoch. A checkpoint therefore holds just the model, the optimizer and the step.
 """
+import contextlib
 import dataclasses
 import os
 import time
@@ -77,8 +78,8 @@ def _run(experiment, model_fn, interactive, strategy, folder):
                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
             optimizer = optimizers.build(
                 config.optimizer, lambda: experiment.schedule(step), momentum=config.momentum,
-                weight_decay=config.weight_decay,
-                loss_scale=config.mixed_precision and distribute.has_gpu())
+                weight_decay=config.weight_decay, loss_scale=config.mixed_precision and distribute.has_gpu(),
+                ema_momentum=config.ema_momentum)
             optimizer.build(model.trainable_variables)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
@@ -153,7 +154,8 @@ class _Run:
             self.progress.summary([f'resuming {config.model_dir} at step {self.start}/{exp.total_steps} '
                                    f'(epoch {self.start // exp.steps_per_epoch + 1})'])
         batches = data.train_batches(exp.train_examples, exp.num_train, config.batch_size, config.seed,
-                                     start_step=self.start, augment=config.augment)
+                                     start_step=self.start, augment=config.augment,
+                                     cutout_size=config.cutout_size)
         iterator = iter(self.strategy.experimental_distribute_dataset(batches))
         evaluation = None
         if exp.eval_examples is not None:
@@ -172,7 +174,7 @@ class _Run:
                 clock.add(time.perf_counter() - began_save, 0)  # saving is part of the training time
             if self.interrupts.requested and current < exp.total_steps:
                 self._interrupted(current)
-        export.save(self.model, exp.info.image_shape, self.export_dir)
+        self._export()
         self.writers.close()
         result = self._result(current, time.perf_counter() - began, clock.steps_per_sec() * config.batch_size)
         self.progress.summary(self._summary_lines(result))
@@ -204,11 +206,32 @@ class _Run:
     def _evaluate(self, evaluation, current):
         if evaluation is None:
             return None, None
-        loss, accuracy = (float(v) for v in self.loop.evaluate(iter(evaluation)))
+        with self._averaged_weights():
+            loss, accuracy = (float(v) for v in self.loop.evaluate(iter(evaluation)))
         summaries.evaluation(self.writers, current, loss, accuracy)
         self.evaluations.append({'step': current, 'loss': loss, 'accuracy': accuracy})
         rundir.save_evaluations(self.config.model_dir, self.evaluations)
         return loss, accuracy
+
+    @contextlib.contextmanager
+    def _averaged_weights(self):
+        """With --ema_momentum: the model holds the moving average inside, its trained weights after."""
+        if self.config.ema_momentum is None:
+            yield
+            return
+        trained = [v.numpy() for v in self.model.trainable_variables]
+        self.optimizer.finalize_variable_values(self.model.trainable_variables)
+        try:
+            yield
+        finally:
+            for variable, value in zip(self.model.trainable_variables, trained):
+                variable.assign(value)
+
+    def _export(self):
+        # The weights evaluated are the weights exported (with --ema_momentum, the average; as Keras's fit
+        # leaves the model). The checkpoints keep the trained weights and the average in the optimizer.
+        self.optimizer.finalize_variable_values(self.model.trainable_variables)
+        export.save(self.model, self.experiment.info.image_shape, self.export_dir)
 
     def _save(self, current):
         if not nonfinite.all_finite(self.model.variables + self.optimizer.variables):
@@ -248,7 +271,7 @@ class _Run:
 
     def _already_finished(self):
         if not os.path.exists(self.export_dir):
-            export.save(self.model, self.experiment.info.image_shape, self.export_dir)
+            self._export()
         result = self._result(self.start, 0.0, 0.0, already_finished=True)
         self.progress.summary([f'{self.config.model_dir} already finished at step {self.start}; nothing to '
                                'do (use another --model_dir for a new run)'] + self._summary_lines(result))

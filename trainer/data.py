@@ -148,17 +148,40 @@ def _as_batch(images, labels):
     return tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
 
 
+AUGMENTATIONS = ('flip', 'cutout')
+
+
+def _cutout(images, size, seed):
+    """Zeros a size x size square in each image with probability 1/2 (DeVries & Taylor, 2017).
+
+    The square's centre is uniform over the image, so near a border only part of it falls inside.
+    """
+    shape = tf.shape(images)
+    draws = tf.random.stateless_uniform([3, shape[0]], seed=seed)  # centre row, centre column, whether
+    top = tf.cast(draws[0] * tf.cast(shape[1], tf.float32), tf.int32) - size // 2
+    left = tf.cast(draws[1] * tf.cast(shape[2], tf.float32), tf.int32) - size // 2
+    rows = tf.range(shape[1])[None, :, None, None] - top[:, None, None, None]
+    columns = tf.range(shape[2])[None, None, :, None] - left[:, None, None, None]
+    inside = (rows >= 0) & (rows < size) & (columns >= 0) & (columns < size) & (draws[2] < 0.5)[:, None, None, None]
+    return tf.where(inside, tf.zeros_like(images), images)
+
+
 def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int, seed: int,
-                  start_step: int = 0, augment: bool = False) -> tf.data.Dataset:
+                  start_step: int = 0, augment: tuple[str, ...] = (), cutout_size: int = 8) -> tf.data.Dataset:
     """Infinite (images float32 [B, H, W, C] 0..255, labels int32 [B]); element i is step start_step + i.
 
     All examples are held in memory (uint8); a batch is gathered by index, so starting at any
-    step is O(1). `augment` mirrors each image left-right with probability 1/2, drawn from
-    (seed, step), so augmented batches are a function of the step too.
+    step is O(1). `augment` names transforms from AUGMENTATIONS, applied per image in that order:
+    'flip' mirrors left-right with probability 1/2; 'cutout' zeros a cutout_size-pixel square with
+    probability 1/2. Their random draws are keyed by (seed, step), so augmented batches are a function
+    of the step too.
     """
     steps = steps_per_epoch(num_examples, batch_size)
     if start_step < 0:
         raise ValueError(f'start_step={start_step} must be >= 0')
+    unknown = [name for name in augment if name not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f'augment={unknown[0]!r} is not one of: {", ".join(AUGMENTATIONS)}')
     if examples.cardinality() == tf.data.INFINITE_CARDINALITY:
         raise ValueError('train_batches needs a finite dataset of examples')
     parts = list(examples.batch(num_examples))
@@ -173,8 +196,12 @@ def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int,
         indices = tf.random.experimental.index_shuffle(
             positions, seed=tf.stack([seed, epoch]), max_index=tf.constant(num_examples - 1, tf.int64))
         batch_images = tf.gather(images, indices)
-        if augment:
-            batch_images = tf.image.stateless_random_flip_left_right(batch_images, tf.stack([seed, step]))
+        step_seed = tf.stack([seed, step])
+        if 'flip' in augment:
+            batch_images = tf.image.stateless_random_flip_left_right(batch_images, step_seed)
+        if 'cutout' in augment:
+            batch_images = _cutout(batch_images, cutout_size,
+                                   tf.random.experimental.stateless_fold_in(step_seed, 1))
         return _as_batch(batch_images, tf.gather(labels, indices))
 
     return (tf.data.Dataset.counter(start_step)

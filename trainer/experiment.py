@@ -36,8 +36,8 @@ class Experiment:
                   if not k.startswith('schedule.') and k not in config_lib.RESUMABLE_CHANGES}
         values.update({f'schedule.{k}': v for k, v in _schedule_config(self.schedule).items()})
         values['total_steps'] = self.total_steps
-        return {k: v if isinstance(v, (bool, int, float, str)) else str(v)
-                for k, v in values.items() if v is not None}
+        return {k: v if isinstance(v, (bool, int, float, str)) else
+                ','.join(map(str, v)) if isinstance(v, list) else str(v) for k, v in values.items() if v is not None}
 
 
 def prepare(config, train_data=None, eval_data=None, num_classes=None, schedule=None, model_given=False):

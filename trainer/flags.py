@@ -6,7 +6,7 @@ from absl import flags
 import schedules
 from schedules import flags as schedule_flags
 from trainer import config as config_lib
-from trainer import distribute, models, nonfinite, optimizers
+from trainer import data, distribute, models, nonfinite, optimizers
 
 _EPOCH_HELP = {
     'warmup_epochs': 'warmup_steps in epochs',
@@ -37,6 +37,9 @@ def define(flag_values=flags.FLAGS):
     flags.DEFINE_float('momentum', 0.9, 'Momentum of sgd and rmsprop.', flag_values=flag_values)
     flags.DEFINE_float('weight_decay', None, 'Decoupled weight decay (default: adamw 0.004, others none).',
                        flag_values=flag_values)
+    flags.DEFINE_float('ema_momentum', None, 'Keep an exponential moving average of the weights with this momentum '
+                       '(e.g. 0.999) and evaluate and export it instead of the last weights (default: off).',
+                       flag_values=flag_values)
     flags.DEFINE_enum('schedule', 'cosine_restarts', schedules.names(), 'Learning-rate schedule.',
                       flag_values=flag_values)
     schedule_flags.define(flag_values)
@@ -46,7 +49,11 @@ def define(flag_values=flags.FLAGS):
     flags.DEFINE_list('boundary_epochs', None, 'piecewise_constant: boundaries in epochs.',
                       flag_values=flag_values)
     integer('batch_size', 32, 'Global batch size.')
-    boolean('augment', False, 'Mirror training images left-right at random (drawn from the seed and the step).')
+    flags.DEFINE_list('augment', [], 'Training-image transforms, comma-separated, from: '
+                      f'{", ".join(data.AUGMENTATIONS)}. flip: mirror left-right with probability 1/2; cutout: '
+                      'zero a --cutout_size square with probability 1/2. Drawn from the seed and the step.',
+                      flag_values=flag_values)
+    integer('cutout_size', 8, 'Side in pixels of the square --augment=cutout zeros.')
     flags.DEFINE_float('epochs', None, f'Epochs to train (default {config_lib.DEFAULT_EPOCHS} unless '
                        '--train_steps is given).', flag_values=flag_values)
     integer('train_steps', None, 'Steps to train, instead of --epochs.')
@@ -93,8 +100,8 @@ def to_config(flag_values=flags.FLAGS):
     return config_lib.Config(
         model_dir=model_dir, dataset=f.dataset, data_dir=f.data_dir, train_split=f.train_split,
         eval_split=f.eval_split, model=f.model, optimizer=f.optimizer, momentum=f.momentum,
-        weight_decay=f.weight_decay, schedule=f.schedule, schedule_params=params, batch_size=f.batch_size,
-        augment=f.augment,
+        weight_decay=f.weight_decay, ema_momentum=f.ema_momentum, schedule=f.schedule, schedule_params=params,
+        batch_size=f.batch_size, augment=tuple(f.augment), cutout_size=f.cutout_size,
         epochs=f.epochs, train_steps=f.train_steps, steps_per_loop=f.steps_per_loop,
         checkpoint_steps=f.checkpoint_steps, keep_checkpoints=f.keep_checkpoints, seed=f.seed,
         deterministic=f.deterministic, mixed_precision=f.mixed_precision, jit_compile=f.jit_compile,
