@@ -197,6 +197,20 @@ def test_epoch_lengths_convert_with_the_real_steps_per_epoch(tmp_path):
         prepared('cosine', warmup_epochs=1, warmup_steps=3)
 
 
+def test_augment_and_ema_settings_from_the_python_api():
+    assert Config(model_dir='x', augment='flip,cutout').augment == ('flip', 'cutout')
+    assert Config(model_dir='x', augment=['cutout']).as_dict()['augment'] == ['cutout']
+    with pytest.raises(ConfigError, match="--augment=True must be a list of names from: flip, cutout"):
+        Config(model_dir='x', augment=True)
+    with pytest.raises(ConfigError, match="--augment='mixup' is not one of: flip, cutout"):
+        Config(model_dir='x', augment=('mixup',))
+    with pytest.raises(ConfigError, match='--cutout_size=0 must be a whole number >= 1'):
+        Config(model_dir='x', augment=('cutout',), cutout_size=0)
+    for bad in (0, 1, 1.5, float('nan'), '0.9'):
+        with pytest.raises(ConfigError, match=r'--ema_momentum=.* must be a number in \(0, 1\)'):
+            Config(model_dir='x', ema_momentum=bad)
+
+
 def _ema_run(model_dir, **settings):
     return trainer.train('mlp', tiny_dataset(EXAMPLES, seed=1), eval_data=tiny_dataset(20, seed=2),
                          schedule='cosine', model_dir=str(model_dir), batch_size=BATCH, epochs=EPOCHS, seed=4,

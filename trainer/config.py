@@ -71,6 +71,9 @@ class Config:
         object.__setattr__(self, 'schedule_params', tuple(sorted(
             (k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())))
         augment = self.augment.split(',') if isinstance(self.augment, str) else self.augment
+        if not isinstance(augment, (list, tuple)):
+            raise ConfigError(f'--augment={self.augment!r} must be a list of names from: '
+                              f'{", ".join(data.AUGMENTATIONS)}')
         object.__setattr__(self, 'augment', tuple(name for name in augment if name))
         for name in self.augment:
             if name not in data.AUGMENTATIONS:
