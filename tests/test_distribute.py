@@ -16,7 +16,9 @@ import pytest
 from test_distribute_support import common, finish, relative_differences, start_cluster
 from test_trainer_support import checkpoint_values, finished, run_main, scalars, scratch
 
-STEPS = 30  # 32 batches per epoch: the run ends inside its first epoch, after a checkpoint at step 20
+# 32 batches per epoch: evaluations at 32 and 40, so training goes on after an evaluation swapped the average in
+# and out; checkpoints at 20, 32 and 40.
+STEPS = 40
 # With a moving average of the weights: evaluated and exported instead of the weights, kept in the optimizer.
 MATCHING = ('--eval_split=test[:100]', f'--train_steps={STEPS}', '--steps_per_loop=7', '--checkpoint_steps=20',
             '--ema_momentum=0.9')
@@ -50,7 +52,7 @@ def assert_same_run(model_dir, reference):
     np.testing.assert_allclose([v for _, v in logged['loss']], [v for _, v in expected['loss']], rtol=TOLERANCE)
     evaluations = json.loads((model_dir / 'evaluations.json').read_text())
     reference_evaluations = json.loads((reference / 'evaluations.json').read_text())
-    assert [e['step'] for e in evaluations] == [e['step'] for e in reference_evaluations] == [STEPS]
+    assert [e['step'] for e in evaluations] == [e['step'] for e in reference_evaluations] == [32, STEPS]
     for got, want in zip(evaluations, reference_evaluations):
         assert got['accuracy'] == want['accuracy']
         assert got['loss'] == pytest.approx(want['loss'], rel=TOLERANCE)

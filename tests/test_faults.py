@@ -532,6 +532,7 @@ BAD = [
     (['--seed=-1'], '--seed=-1 must be a whole number >= 0'),
     (['--augment=flip,blur'], "--augment='blur' is not one of: flip, cutout"),
     (['--augment=cutout', '--cutout_size=0'], '--cutout_size=0 must be a whole number >= 1'),
+    (['--augment=cutout', '--cutout_size=29'], '--cutout_size=29 is larger than the fashion_mnist images (28x28)'),
     (['--optimizer=sgd', '--momentum=1.5'], '--momentum=1.5 must be a number in [0, 1)'),
     (['--weight_decay=-0.1'], '--weight_decay=-0.1 must be a finite number >= 0'),
     (['--ema_momentum=1'], '--ema_momentum=1.0 must be a number in (0, 1)'),

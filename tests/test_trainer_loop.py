@@ -1,5 +1,6 @@
 """The training loop in process, through the Python API: logged series, tracing, export."""
 import glob
+import json
 import math
 import os
 
@@ -232,9 +233,14 @@ def _weights_at(result, model_dir, step, average):
     return model, [v.numpy().astype(np.float64) for v in model.trainable_variables]
 
 
-def _accuracy(model, dataset):
+def _loss_and_accuracy(model, dataset):
+    """Mean cross-entropy and accuracy of `model` (logits) on `dataset`, in float64 numpy."""
     images, labels = (np.stack(a) for a in zip(*dataset.as_numpy_iterator()))
-    return float(np.mean(np.argmax(model(images.astype(np.float32)), axis=-1) == labels))
+    logits = model(images.astype(np.float32)).numpy().astype(np.float64)
+    log_probabilities = logits - logits.max(axis=1, keepdims=True)
+    log_probabilities -= np.log(np.exp(log_probabilities).sum(axis=1, keepdims=True))
+    return (float(-np.mean(log_probabilities[np.arange(len(labels)), labels])),
+            float(np.mean(np.argmax(logits, axis=-1) == labels)))
 
 
 def test_ema_evaluates_and_exports_the_moving_average_and_trains_as_without(tmp_path):
@@ -255,7 +261,11 @@ def test_ema_evaluates_and_exports_the_moving_average_and_trains_as_without(tmp_
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
         if step % STEPS_PER_EPOCH == 0:  # each evaluation saw the average of its step
             evaluation = next(e for e in averaged.evaluations if e['step'] == step)
-            assert evaluation['accuracy'] == pytest.approx(_accuracy(model, tiny_dataset(20, seed=2)))
+            loss, accuracy = _loss_and_accuracy(model, tiny_dataset(20, seed=2))
+            assert evaluation['accuracy'] == pytest.approx(accuracy)
+            assert evaluation['loss'] == pytest.approx(loss, rel=1e-5)
+            trained_model, _ = _weights_at(averaged, tmp_path / 'ema', step, average=False)
+            assert _loss_and_accuracy(trained_model, tiny_dataset(20, seed=2))[0] != pytest.approx(loss, rel=1e-5)
     for a, b in zip(averaged.model.trainable_variables, reference):  # the returned (and exported) model
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-5, atol=1e-6)
     serving = tf.saved_model.load(averaged.export_dir).signatures['serving_default']
@@ -278,3 +288,21 @@ def test_ema_run_resumed_from_a_checkpoint_ends_with_the_same_average(tmp_path):
     assert [e['step'] for e in resumed.evaluations] == [2 * STEPS_PER_EPOCH, TOTAL]
     for a, b in zip(resumed.model.trainable_variables, whole.model.trainable_variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+    again = _ema_run(tmp_path / 'whole', ema_momentum=0.75)  # a finished run returns the average too
+    assert again.already_finished
+    for a, b in zip(again.model.trainable_variables, whole.model.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_run_started_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    first = _ema_run(tmp_path / 'run')
+    path = tmp_path / 'run' / 'config.json'
+    settings = json.loads(path.read_text())
+    for newer in ('augment', 'cutout_size', 'ema_momentum'):
+        del settings[newer]
+    path.write_text(json.dumps(settings))
+    again = _ema_run(tmp_path / 'run')
+    assert again.already_finished and again.evaluations == first.evaluations
+    path.write_text(json.dumps(settings))
+    with pytest.raises(ConfigError, match=r"holds a run with augment=\[\], not \['cutout'\]"):
+        _ema_run(tmp_path / 'run', augment=('cutout',))

@@ -74,10 +74,11 @@ class Config:
         if not isinstance(augment, (list, tuple)):
             raise ConfigError(f'--augment={self.augment!r} must be a list of names from: '
                               f'{", ".join(data.AUGMENTATIONS)}')
-        object.__setattr__(self, 'augment', tuple(name for name in augment if name))
-        for name in self.augment:
-            if name not in data.AUGMENTATIONS:
+        for name in augment:
+            if name and name not in data.AUGMENTATIONS:
                 raise ConfigError(f'--augment={name!r} is not one of: {", ".join(data.AUGMENTATIONS)}')
+        # The order they are applied in, whatever order they were given in: one spelling per run in config.json.
+        object.__setattr__(self, 'augment', tuple(name for name in data.AUGMENTATIONS if name in augment))
         _positive_int('batch_size', self.batch_size)
         _positive_int('cutout_size', self.cutout_size)
         _positive_int('steps_per_loop', self.steps_per_loop)

@@ -270,6 +270,7 @@ class _Run:
                                  self.interrupts.exit_status)
 
     def _already_finished(self):
+        self.optimizer.finalize_variable_values(self.model.trainable_variables)  # the model a finished run returns
         if not os.path.exists(self.export_dir):
             self._export()
         result = self._result(self.start, 0.0, 0.0, already_finished=True)

@@ -171,7 +171,7 @@ def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int,
     """Infinite (images float32 [B, H, W, C] 0..255, labels int32 [B]); element i is step start_step + i.
 
     All examples are held in memory (uint8); a batch is gathered by index, so starting at any
-    step is O(1). `augment` names transforms from AUGMENTATIONS, applied per image in that order:
+    step is O(1). `augment` names transforms from AUGMENTATIONS, applied per image in AUGMENTATIONS' order:
     'flip' mirrors left-right with probability 1/2; 'cutout' zeros a cutout_size-pixel square with
     probability 1/2. Their random draws are keyed by (seed, step), so augmented batches are a function
     of the step too.

@@ -56,6 +56,9 @@ def prepare(config, train_data=None, eval_data=None, num_classes=None, schedule=
     else:
         info, train, num_train = _from_dataset(config, train_data, num_classes)
         evaluation = eval_data
+    if 'cutout' in config.augment and config.cutout_size > min(info.image_shape[:2]):
+        raise ConfigError(f'--cutout_size={config.cutout_size} is larger than the {config.dataset} images '
+                          f'({info.image_shape[0]}x{info.image_shape[1]})')
     steps_per_epoch = data.steps_per_epoch(num_train, config.batch_size)
     if config.train_steps is not None:
         total = config.train_steps

@@ -7,7 +7,7 @@ for the end-of-run summary after a resume and for tools that compare runs.
 import json
 import os
 
-from trainer.config import RESUMABLE_CHANGES, ConfigError
+from trainer.config import RESUMABLE_CHANGES, Config, ConfigError
 
 CONFIG = 'config.json'
 EVALUATIONS = 'evaluations.json'
@@ -29,6 +29,8 @@ def check_and_create(model_dir, settings):
     except ValueError as e:
         raise ConfigError(f'--model_dir={model_dir}: cannot read {CONFIG} of the run there ({e})') from None
     if previous is not None:
+        # A setting added after the run was started is read as its default (what the run used).
+        previous = {**{k: v for k, v in Config(model_dir='').as_dict().items() if k in settings}, **previous}
         for key in sorted(set(previous) | set(settings)):
             if key not in RESUMABLE_CHANGES and previous.get(key) != settings.get(key):
                 raise ConfigError(
