@@ -158,7 +158,7 @@ def test_best_config_is_ten_epochs_of_the_seed_cnn_with_cutout_and_an_average():
     assert (config.dataset, config.model, config.optimizer, config.batch_size, config.epochs) == (
         'fashion_mnist', 'cnn', 'adam', 32, 10)
     assert dict(config.schedule_params)['initial_lr'] == 1e-3 and config.schedule == 'cosine'
-    assert config.augment == ('cutout',) and config.cutout_size == 10 and config.ema_momentum == 0.999
+    assert config.augment == ('cutout',) and config.cutout_size == 12 and config.ema_momentum == 0.999
 
 
 def test_config_json_records_the_run(uninterrupted):
