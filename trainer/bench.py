@@ -6,8 +6,10 @@ Throughput: the seed's CNN on Fashion-MNIST, one batch size, optimizer and sched
   fit       Keras model.fit with the same model, pipeline, optimizer, schedule and an accuracy metric;
   fit_fast  the same at steps_per_execution=50;
   eager     model.fit under tf.config.run_functions_eagerly(True), as the seed runs.
-Each contender is warmed up, then timed in windows of --steps steps, in alternating order, --repeats times;
-the median is reported. Writes <out>/throughput.json and throughput.md.
+Each contender is timed in windows of --steps steps, in alternating order, --repeats times; the median is
+reported. Every window builds its contender afresh (model, optimizer, compiled function) and leaves its
+tracing and first steps out of the timing: one instance of the same code can run 10% faster or slower than
+another for its whole life, so a contender built once would be measured on one draw of that luck. Writes <out>/throughput.json and throughput.md.
 
 --replicas times the trainer as shipped with 1 and 2 CPU replicas (the CPU split into two logical devices;
 one_device against mirrored) and writes <out>/replicas.json and replicas.md.
@@ -65,16 +67,17 @@ class _Setup:
 
 
 def _bare(setup):
-    strategy = distribute.create()
-    with strategy.scope():
-        model = models.build('cnn', setup.info)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False)
-        optimizer = optimizers.build('adam', lambda: setup.schedule(step))
-    trainer_loop = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), setup.batch_size)
     images, labels = next(iter(setup.batches()))
-    float(trainer_loop.repeat_step(images, labels, 20)[0])
 
     def window(steps):
+        strategy = distribute.create()
+        with strategy.scope():
+            model = models.build('cnn', setup.info)
+            step = tf.Variable(0, dtype=tf.int64, trainable=False)
+            optimizer = optimizers.build('adam', lambda: setup.schedule(step))
+        trainer_loop = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(),
+                                 setup.batch_size)
+        float(trainer_loop.repeat_step(images, labels, 20)[0])  # traces and compiles outside the timing
         began = time.perf_counter()
         float(trainer_loop.repeat_step(images, labels, steps)[0])
         return time.perf_counter() - began
@@ -104,23 +107,22 @@ class _EpochTimer(keras.callbacks.Callback):
 
 
 def _fit(setup, steps_per_execution=1, eagerly=False):
-    model = models.build('cnn', setup.info)
-    model.compile(optimizer=optimizers.build('adam', setup.schedule),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=['accuracy'],
-                  steps_per_execution=steps_per_execution)
-    timer = _EpochTimer()
-
-    def fit(steps):
+    def window(steps):
+        model = models.build('cnn', setup.info)
+        model.compile(optimizer=optimizers.build('adam', setup.schedule),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=['accuracy'],
+                      steps_per_execution=steps_per_execution)
+        timer = _EpochTimer()
         tf.config.run_functions_eagerly(eagerly)
         try:
-            model.fit(setup.batches(), epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer],
+            # The first call traces and compiles; only the second is timed.
+            for n in (max(2 * steps_per_execution, 20), steps):
+                model.fit(setup.batches(), epochs=1, steps_per_epoch=n, verbose=0, callbacks=[timer],
                           shuffle=False)
         finally:
             tf.config.run_functions_eagerly(False)
         return timer.seconds
-
-    fit(max(2 * steps_per_execution, 20))  # traces and compiles outside the timed windows
-    return fit
+    return window
 
 
 def _median_windows(windows, steps, repeats, eager_steps=None):

@@ -234,6 +234,9 @@ class _Run:
         export.save(self.model, self.experiment.info.image_shape, self.export_dir)
 
     def _save(self, current):
+        # With --on_nonfinite=stop the bad step's update was applied: a save between the loop call and its
+        # check (a preemption) must stop instead.
+        self._check_nonfinite()
         if not nonfinite.all_finite(self.model.variables + self.optimizer.variables):
             raise faults.Stop(f'non-finite weights at step {current}: not saved; the last good checkpoint is '
                               f'{recovery.latest(self.manager.directory)}')
@@ -253,8 +256,8 @@ class _Run:
         previous, self._skipped = self._skipped, skipped
         if self.loop.guard.mode == 'stop':
             self.writers.flush()
-            raise faults.Stop(f'non-finite loss or gradient at step {last}: the step was not applied and the run '
-                              f'stopped; the last good checkpoint is {recovery.latest(self.manager.directory)}; '
+            raise faults.Stop(f'non-finite loss or gradient at step {last}: the run stopped without saving it; '
+                              f'the last good checkpoint is {recovery.latest(self.manager.directory)}; '
                               'lower the learning rate (in a new --model_dir), or rerun with '
                               '--on_nonfinite=skip to skip such steps')
         if previous == 0 or len(str(skipped)) > len(str(previous)):  # at the 1st, 10th, 100th, ...: a short log

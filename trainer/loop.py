@@ -60,9 +60,9 @@ class Loop:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self._model.losses))
             scaled = self._optimizer.scale_loss(loss) if self._loss_scale else loss
         variables = self._model.trainable_variables
-        self.guard.apply(self._optimizer, loss, tape.gradient(scaled, variables), variables,
-                         check_gradients=not self._loss_scale)
-        return loss, tf.reduce_sum(_correct(labels, logits)) / self._batch
+        bad = self.guard.apply(self._optimizer, loss, tape.gradient(scaled, variables), variables,
+                               check_gradients=not self._loss_scale)
+        return loss, tf.reduce_sum(_correct(labels, logits)) / self._batch, bad
 
     def repeat_step(self, images, labels, num_steps):
         """The compiled training step applied num_steps times to one batch: no input pipeline, no summaries.
@@ -75,7 +75,7 @@ class Loop:
     def _repeat(self, images, labels, num_steps):
         loss, accuracy = tf.constant(0.0), tf.constant(0.0)
         for _ in tf.range(num_steps):
-            loss, accuracy = self._strategy.run(self._replica_step, args=(images, labels))
+            loss, accuracy, _ = self._strategy.run(self._replica_step, args=(images, labels))
             loss, accuracy = self._sum(loss), self._sum(accuracy)
             self._step.assign_add(1)
         return loss, accuracy
@@ -91,23 +91,20 @@ class Loop:
         with self._writer.as_default():
             for _ in tf.range(num_steps):
                 step = self._step.read_value()
-                skipped = self.guard.skipped.read_value()
                 rate = tf.cast(self._optimizer.learning_rate, tf.float32)
-                loss, accuracy = self._strategy.run(self._replica_step, args=next(iterator))
-                loss, accuracy = self._sum(loss), self._sum(accuracy)
+                loss, accuracy, bad = self._strategy.run(self._replica_step, args=next(iterator))
+                loss, accuracy, bad = self._sum(loss), self._sum(accuracy), self._sum(bad)
                 _scalar('learning_rate', rate, step)
                 _scalar('loss', loss, step)
                 _scalar('accuracy', accuracy, step)
-                applied = tf.equal(self.guard.skipped.read_value(), skipped)
-                if not applied:
-                    self.guard.last_step.assign(step)
-                    if self.guard.mode == 'stop':
-                        break  # the step stays unapplied and uncounted: the run stops at it
+                good = self.guard.record(bad, step)
+                if self.guard.mode == 'stop' and not good:
+                    break  # the step stays uncounted: the run stops at it, and saves nothing after it
                 self._step.assign_add(1)
-                # Means over the applied steps: a skipped step's loss is not finite.
-                total_loss += tf.where(applied, loss, 0.0)
-                total_accuracy += tf.where(applied, accuracy, 0.0)
-                count += tf.cast(applied, tf.float32)
+                # Means over the good steps: a bad step's loss is not finite.
+                total_loss += tf.where(good, loss, 0.0)
+                total_accuracy += tf.where(good, accuracy, 0.0)
+                count += tf.cast(good, tf.float32)
         count = tf.maximum(count, 1.0)
         return total_loss / count, total_accuracy / count, rate
 

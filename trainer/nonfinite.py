@@ -1,9 +1,15 @@
-"""Non-finite losses: an update is applied only when the loss and every gradient are finite, in graph.
+"""Non-finite losses and gradients, found in graph without a host round trip per step.
 
-A step with a non-finite loss or gradient (on any replica) leaves the weights and the optimizer's state as
-they were and adds one to `Guard.skipped`; the loop compares that counter before and after each step, in
-graph, and stops its call (--on_nonfinite=stop) or goes on (skip). Python reads the counter once per loop
-call, so there is no host round trip per step.
+Each replica sums its loss and every gradient into one number: it is finite exactly when all of them are
+(short of a float32 overflow of the sum, which counts as non-finite). The loop adds up the replicas' verdicts,
+so every replica decides alike, and records a bad step in `Guard.skipped` and `Guard.last_step`; Python reads
+those once per loop call.
+
+--on_nonfinite=skip: a bad step's update is not applied, so weights and optimizer state stay as they were.
+--on_nonfinite=stop: the update is applied unconditionally and the loop call ends at the bad step; the run then
+stops without saving, so the last checkpoint stays the last good state. Stop needs no conditional update
+(skip's cond waits for the whole backward pass before any layer's update may start; about 1.5% of a step of
+the seed's CNN on 2 CPU cores).
 """
 import tensorflow as tf
 
@@ -11,7 +17,7 @@ MODES = ('stop', 'skip')
 
 
 class Guard:
-    """Counters of skipped steps; create under the strategy's scope."""
+    """Counters of bad steps; create under the strategy's scope."""
 
     def __init__(self, mode):
         if mode not in MODES:
@@ -24,36 +30,44 @@ class Guard:
                                      aggregation=aggregation)
 
     def apply(self, optimizer, loss, grads, variables, check_gradients=True):
-        """In a replica context: `optimizer.apply(grads, variables)` if all replicas' loss/grads are finite.
+        """In a replica context: applies the update (skip: only if every replica is finite).
 
-        check_gradients=False for a LossScaleOptimizer: its scaled gradients may overflow by design, and it
-        skips such updates itself.
+        Returns 1.0 if this replica's loss or gradients are not finite, else 0.0; the loop sums it over the
+        replicas and passes the sum to `record`. check_gradients=False for a LossScaleOptimizer: its scaled
+        gradients may overflow by design, and it skips such updates itself.
         """
-        finite = tf.math.is_finite(loss)
-        if check_gradients:
-            finite = tf.logical_and(finite, tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
-        # The decision must be the same on every replica, and the optimizer's gradient all-reduce cannot sit
-        # inside a cond in a replica context; so decide and branch in the cross-replica context, as Keras's
-        # LossScaleOptimizer does.
-        return tf.distribute.get_replica_context().merge_call(
-            lambda strategy, finite, grads: self._apply_if(strategy, finite, grads, optimizer, variables),
-            args=(finite, grads))
+        check = loss + tf.add_n([tf.reduce_sum(g) for g in grads]) if check_gradients else loss
+        finite = tf.math.is_finite(check)
+        if self.mode == 'stop':
+            optimizer.apply(grads, variables)
+        else:
+            # The decision must be the same on every replica, and the optimizer's gradient all-reduce cannot
+            # sit inside a cond in a replica context; so decide and branch in the cross-replica context, as
+            # Keras's LossScaleOptimizer does.
+            tf.distribute.get_replica_context().merge_call(
+                lambda strategy, finite, grads: self._apply_if(strategy, finite, grads, optimizer, variables),
+                args=(finite, grads))
+        return 1.0 - tf.cast(finite, tf.float32)
 
-    def _apply_if(self, strategy, finite, grads, optimizer, variables):
-        all_finite = tf.reduce_all(strategy.experimental_local_results(finite))
-
+    @staticmethod
+    def _apply_if(strategy, finite, grads, optimizer, variables):
         def apply():
             strategy.extended.call_for_each_replica(optimizer.apply, args=(grads, variables))
             return tf.constant(True)
+        tf.cond(tf.reduce_all(strategy.experimental_local_results(finite)), apply, lambda: tf.constant(False))
 
-        def skip():
-            self.skipped.assign_add(1)
-            return tf.constant(False)
+    def record(self, bad_replicas, step):
+        """In the cross-replica context: counts `step` as bad if any replica found it non-finite.
 
-        return tf.cond(all_finite, apply, skip)
+        Returns whether the step was good.
+        """
+        bad = bad_replicas > 0.0
+        self.skipped.assign_add(tf.cast(bad, tf.int64))
+        self.last_step.assign(tf.where(bad, step, self.last_step))
+        return tf.logical_not(bad)
 
     def counts(self):
-        """(skipped steps so far, last skipped step or -1), read on the host once per loop call."""
+        """(bad steps so far, last bad step or -1), read on the host once per loop call."""
         return int(self.skipped.numpy()), int(self.last_step.numpy())
 
 
