@@ -9,7 +9,8 @@ Throughput: the seed's CNN on Fashion-MNIST, one batch size, optimizer and sched
 Each contender is timed in windows of --steps steps, in alternating order, --repeats times; the median is
 reported. Every window builds its contender afresh (model, optimizer, compiled function) and leaves its
 tracing and first steps out of the timing: one instance of the same code can run 10% faster or slower than
-another for its whole life, so a contender built once would be measured on one draw of that luck. Writes <out>/throughput.json and throughput.md.
+another for its whole life, so a contender built once would be measured on one draw of that luck. Writes
+<out>/throughput.json and throughput.md.
 
 --replicas times the trainer as shipped with 1 and 2 CPU replicas (the CPU split into two logical devices;
 one_device against mirrored) and writes <out>/replicas.json and replicas.md.

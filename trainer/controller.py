@@ -249,7 +249,7 @@ class _Run:
         self._saved = current
 
     def _check_nonfinite(self):
-        """After a loop call: stop (--on_nonfinite=stop) or warn (skip) if it met non-finite steps."""
+        """After a loop call and before a save: stop (--on_nonfinite=stop) or warn (skip) at new non-finite steps."""
         skipped, last = self.loop.guard.counts()
         if skipped == self._skipped:
             return

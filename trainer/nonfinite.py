@@ -53,8 +53,7 @@ class Guard:
     def _apply_if(strategy, finite, grads, optimizer, variables):
         def apply():
             strategy.extended.call_for_each_replica(optimizer.apply, args=(grads, variables))
-            return tf.constant(True)
-        tf.cond(tf.reduce_all(strategy.experimental_local_results(finite)), apply, lambda: tf.constant(False))
+        tf.cond(tf.reduce_all(strategy.experimental_local_results(finite)), apply, lambda: None)
 
     def record(self, bad_replicas, step):
         """In the cross-replica context: counts `step` as bad if any replica found it non-finite.
