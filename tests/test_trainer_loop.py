@@ -144,6 +144,32 @@ def test_no_retracing_after_the_first_call(tmp_path):
     assert int(step.numpy()) == 18 and int(optimizer.iterations.numpy()) == 18
 
 
+
+def test_repeat_step_runs_the_whole_step_with_its_finiteness_check():
+    """trainer.bench's ceiling: the replica step as the loop runs it, its non-finite verdict included."""
+    info = data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
+    strategy = tf.distribute.OneDeviceStrategy('/cpu:0')
+    with strategy.scope():
+        model = models.build('mlp', info)
+        step = tf.Variable(0, dtype=tf.int64)
+        optimizer = optimizers.build('sgd', lambda: tf.constant(0.01))
+        optimizer.build(model.trainable_variables)
+    steps = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), BATCH,
+                      on_nonfinite='skip')
+    images = tf.random.stateless_uniform([BATCH, 8, 8, 1], seed=[1, 2], maxval=255.0)
+    labels = tf.constant([0, 1] * (BATCH // 2), tf.int32)
+    loss, accuracy, bad = steps.repeat_step(images, labels, 4)
+    assert np.isfinite(float(loss)) and 0.0 <= float(accuracy) <= 1.0 and float(bad) == 0.0
+    assert int(step.numpy()) == 4 and int(optimizer.iterations.numpy()) == 4
+
+    before = [v.numpy() for v in model.trainable_variables]
+    nan_images = tf.tensor_scatter_nd_update(images, [[0, 0, 0, 0]], [float('nan')])
+    _, _, bad = steps.repeat_step(nan_images, labels, 3)
+    assert float(bad) == 3.0
+    assert int(step.numpy()) == 7 and int(optimizer.iterations.numpy()) == 4  # skipped: no update applied
+    for old, new in zip(before, model.trainable_variables):
+        np.testing.assert_array_equal(old, new.numpy())
+
 def test_any_keras_model_and_a_constant_rate(tmp_path):
     def small_cnn(info):
         inputs = keras.Input(info.image_shape)

@@ -67,18 +67,21 @@ class Loop:
     def repeat_step(self, images, labels, num_steps):
         """The compiled training step applied num_steps times to one batch: no input pipeline, no summaries.
 
-        The ceiling the loop is measured against (trainer.bench); returns the last (loss, accuracy).
+        The ceiling the loop is measured against (trainer.bench); returns the last (loss, accuracy) and the
+        number of non-finite steps.
         """
         return self._repeat(images, labels, tf.constant(num_steps, tf.int64))
 
     @tf.function
     def _repeat(self, images, labels, num_steps):
-        loss, accuracy = tf.constant(0.0), tf.constant(0.0)
+        loss, accuracy, bad_steps = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
         for _ in tf.range(num_steps):
-            loss, accuracy, _ = self._strategy.run(self._replica_step, args=(images, labels))
+            loss, accuracy, bad = self._strategy.run(self._replica_step, args=(images, labels))
             loss, accuracy = self._sum(loss), self._sum(accuracy)
+            # Using the verdict keeps the step whole: unused, its finiteness check would be pruned from the graph.
+            bad_steps += tf.cast(self._sum(bad) > 0.0, tf.float32)
             self._step.assign_add(1)
-        return loss, accuracy
+        return loss, accuracy, bad_steps
 
     def _sum(self, per_replica):
         return self._strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
@@ -88,8 +91,11 @@ class Loop:
         total_accuracy = tf.constant(0.0)
         count = tf.constant(0.0)
         rate = tf.constant(0.0)
+        # The loop's condition, not a `break`, ends a call at a bad step under stop: autograph would wrap the
+        # rest of the body in two conds per step.
+        done, running = tf.constant(0, tf.int64), tf.constant(True)
         with self._writer.as_default():
-            for _ in tf.range(num_steps):
+            while tf.logical_and(running, done < num_steps):
                 step = self._step.read_value()
                 rate = tf.cast(self._optimizer.learning_rate, tf.float32)
                 loss, accuracy, bad = self._strategy.run(self._replica_step, args=next(iterator))
@@ -98,9 +104,13 @@ class Loop:
                 _scalar('loss', loss, step)
                 _scalar('accuracy', accuracy, step)
                 good = self.guard.record(bad, step)
-                if self.guard.mode == 'stop' and not good:
-                    break  # the step stays uncounted: the run stops at it, and saves nothing after it
-                self._step.assign_add(1)
+                if self.guard.mode == 'stop':
+                    # The bad step stays uncounted: the run stops at it, and saves nothing after it.
+                    running = good
+                    self._step.assign_add(tf.cast(good, tf.int64))
+                else:
+                    self._step.assign_add(1)
+                done += 1
                 # Means over the good steps: a bad step's loss is not finite.
                 total_loss += tf.where(good, loss, 0.0)
                 total_accuracy += tf.where(good, accuracy, 0.0)
