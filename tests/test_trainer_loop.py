@@ -144,8 +144,8 @@ def test_no_retracing_after_the_first_call(tmp_path):
     assert int(step.numpy()) == 18 and int(optimizer.iterations.numpy()) == 18
 
 
-
-def test_repeat_step_runs_the_whole_step_with_its_finiteness_check():
+@pytest.mark.parametrize('mode', ['stop', 'skip'])
+def test_repeat_step_runs_the_whole_step_with_its_finiteness_check(mode):
     """trainer.bench's ceiling: the replica step as the loop runs it, its non-finite verdict included."""
     info = data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
     strategy = tf.distribute.OneDeviceStrategy('/cpu:0')
@@ -155,7 +155,7 @@ def test_repeat_step_runs_the_whole_step_with_its_finiteness_check():
         optimizer = optimizers.build('sgd', lambda: tf.constant(0.01))
         optimizer.build(model.trainable_variables)
     steps = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), BATCH,
-                      on_nonfinite='skip')
+                      on_nonfinite=mode)
     images = tf.random.stateless_uniform([BATCH, 8, 8, 1], seed=[1, 2], maxval=255.0)
     labels = tf.constant([0, 1] * (BATCH // 2), tf.int32)
     loss, accuracy, bad = steps.repeat_step(images, labels, 4)
@@ -165,10 +165,15 @@ def test_repeat_step_runs_the_whole_step_with_its_finiteness_check():
     before = [v.numpy() for v in model.trainable_variables]
     nan_images = tf.tensor_scatter_nd_update(images, [[0, 0, 0, 0]], [float('nan')])
     _, _, bad = steps.repeat_step(nan_images, labels, 3)
-    assert float(bad) == 3.0
-    assert int(step.numpy()) == 7 and int(optimizer.iterations.numpy()) == 4  # skipped: no update applied
-    for old, new in zip(before, model.trainable_variables):
-        np.testing.assert_array_equal(old, new.numpy())
+    assert float(bad) == 3.0  # the check ran at every step (under stop, bench's mode, nothing else uses it)
+    assert int(step.numpy()) == 7
+    if mode == 'skip':
+        assert int(optimizer.iterations.numpy()) == 4  # no update applied
+        for old, new in zip(before, model.trainable_variables):
+            np.testing.assert_array_equal(old, new.numpy())
+    else:
+        assert int(optimizer.iterations.numpy()) == 7  # stop applies every update; the controller stops the run
+
 
 def test_any_keras_model_and_a_constant_rate(tmp_path):
     def small_cnn(info):
