@@ -227,6 +227,20 @@ def test_resume_equals_uninterrupted(start_step):
     _assert_same(resumed, uninterrupted[start_step:start_step + 5])
 
 
+def test_batches_follow_index_shuffle_of_seed_and_epoch():
+    """Batch s holds positions [p * B, (p + 1) * B) of index_shuffle's permutation for (seed, s // steps)."""
+    n, batch_size, seed = 10, 3, 7
+    steps = n // batch_size
+    for start_step in (0, 4, 3 * 10**9 + 1):  # a run's start, mid-epoch, far away
+        stream = _stream(n, batch_size, seed, start_step, count=40)  # more steps than one chunk, many epochs
+        for i, (_, labels) in enumerate(stream):
+            epoch, position = divmod(start_step + i, steps)
+            expected = [int(tf.random.experimental.index_shuffle(
+                tf.constant(position * batch_size + j, tf.int64), seed=tf.constant([seed, epoch], tf.int64),
+                max_index=tf.constant(n - 1, tf.int64))) for j in range(batch_size)]
+            assert labels.tolist() == expected, (start_step, i)
+
+
 def test_resume_far_away_matches_its_epoch():
     epoch_start = 3 * 10**9  # step of epoch 1e9; reaching it by replay would never finish
     _assert_same(_stream(10, 3, seed=7, start_step=epoch_start + 2, count=2),

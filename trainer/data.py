@@ -166,6 +166,15 @@ def _cutout(images, size, seed):
     return tf.where(inside, tf.zeros_like(images), images)
 
 
+# tf.data pays per element (a function call, hand-offs between its threads): batches are made a chunk of
+# steps at a time, up to this many steps or _CHUNK_BYTES of float32 images per chunk.
+_CHUNK_STEPS = 32
+_CHUNK_BYTES = 8 << 20
+# tf.random.experimental.index_shuffle makes this row [_SEED_PREFIX, seed, epoch] of a [2] seed; the chunk,
+# which needs one seed per index, builds the same rows, so its order is index_shuffle's for (seed, epoch).
+_SEED_PREFIX = 498247692
+
+
 def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int, seed: int,
                   start_step: int = 0, augment: tuple[str, ...] = (), cutout_size: int = 8) -> tf.data.Dataset:
     """Infinite (images float32 [B, H, W, C] 0..255, labels int32 [B]); element i is step start_step + i.
@@ -188,25 +197,40 @@ def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int,
     if len(parts) != 1 or int(tf.shape(parts[0][1])[0]) != num_examples:
         raise ValueError(f'num_examples={num_examples} does not match the dataset size')
     images, labels = parts[0]
+    batch_bytes = 4 * batch_size * int(np.prod(images.shape[1:]))
+    chunk = max(1, min(_CHUNK_STEPS, _CHUNK_BYTES // batch_bytes))
     seed = tf.constant(seed, tf.int64)
 
-    def batch(step):
+    def batches(first_step):
+        """Steps first_step .. first_step + chunk - 1: images [chunk, B, ...], labels [chunk, B] (and the steps
+        [chunk], for the augmentations)."""
+        step = first_step + tf.range(chunk, dtype=tf.int64)
         epoch, position = step // steps, step % steps
-        positions = tf.range(position * batch_size, (position + 1) * batch_size, dtype=tf.int64)
-        indices = tf.random.experimental.index_shuffle(
-            positions, seed=tf.stack([seed, epoch]), max_index=tf.constant(num_examples - 1, tf.int64))
-        batch_images = tf.gather(images, indices)
+        positions = position[:, None] * batch_size + tf.range(batch_size, dtype=tf.int64)
+        seeds = tf.stack([tf.fill(tf.shape(positions), tf.constant(_SEED_PREFIX, tf.int64)),
+                          tf.fill(tf.shape(positions), seed),
+                          tf.broadcast_to(epoch[:, None], tf.shape(positions))], axis=-1)
+        indices = tf.raw_ops.RandomIndexShuffle(index=tf.reshape(positions, [-1]), seed=tf.reshape(seeds, [-1, 3]),
+                                                max_index=tf.constant(num_examples - 1, tf.int64), rounds=4)
+        indices = tf.reshape(indices, [chunk, batch_size])
+        batch_images, batch_labels = _as_batch(tf.gather(images, indices), tf.gather(labels, indices))
+        return (batch_images, batch_labels, step) if augment else (batch_images, batch_labels)
+
+    def augmented(batch_images, batch_labels, step):
         step_seed = tf.stack([seed, step])
         if 'flip' in augment:
             batch_images = tf.image.stateless_random_flip_left_right(batch_images, step_seed)
         if 'cutout' in augment:
-            batch_images = _cutout(batch_images, cutout_size,
-                                   tf.random.experimental.stateless_fold_in(step_seed, 1))
-        return _as_batch(batch_images, tf.gather(labels, indices))
+            batch_images = _cutout(batch_images, cutout_size, tf.random.experimental.stateless_fold_in(step_seed, 1))
+        return batch_images, batch_labels
 
-    return (tf.data.Dataset.counter(start_step)
-            .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    stream = (tf.data.Dataset.counter(start_step - start_step % chunk, chunk)
+              .map(batches, num_parallel_calls=tf.data.AUTOTUNE)
+              .unbatch()
+              .skip(start_step % chunk))
+    if augment:
+        stream = stream.map(augmented, num_parallel_calls=tf.data.AUTOTUNE)
+    return stream.prefetch(tf.data.AUTOTUNE)
 
 
 def eval_batches(examples: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
