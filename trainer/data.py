@@ -207,10 +207,9 @@ def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int,
         step = first_step + tf.range(chunk, dtype=tf.int64)
         epoch, position = step // steps, step % steps
         positions = position[:, None] * batch_size + tf.range(batch_size, dtype=tf.int64)
-        seeds = tf.stack([tf.fill(tf.shape(positions), tf.constant(_SEED_PREFIX, tf.int64)),
-                          tf.fill(tf.shape(positions), seed),
-                          tf.broadcast_to(epoch[:, None], tf.shape(positions))], axis=-1)
-        indices = tf.raw_ops.RandomIndexShuffle(index=tf.reshape(positions, [-1]), seed=tf.reshape(seeds, [-1, 3]),
+        rows = tf.stack([tf.fill([chunk], tf.constant(_SEED_PREFIX, tf.int64)), tf.fill([chunk], seed), epoch], 1)
+        indices = tf.raw_ops.RandomIndexShuffle(index=tf.reshape(positions, [-1]),
+                                                seed=tf.repeat(rows, batch_size, axis=0),
                                                 max_index=tf.constant(num_examples - 1, tf.int64), rounds=4)
         indices = tf.reshape(indices, [chunk, batch_size])
         batch_images, batch_labels = _as_batch(tf.gather(images, indices), tf.gather(labels, indices))
