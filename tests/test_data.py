@@ -203,7 +203,7 @@ def _assert_same(a, b):
 
 def test_train_batch_types_and_pairs():
     (images, labels), = _stream(10, 3, seed=1, start_step=0, count=1)
-    assert images.dtype == np.float32 and images.shape == (3, 2, 2, 1)
+    assert images.dtype == np.uint8 and images.shape == (3, 2, 2, 1)  # as stored: the model casts
     assert labels.dtype == np.int32 and labels.shape == (3,)
     assert np.array_equal(images[:, 0, 0, 0], 2.0 * labels)  # raw values, pairs intact
 
@@ -292,7 +292,7 @@ def test_eval_batches_cover_everything_once():
         labels = np.concatenate([labels for _, labels in taken])
         assert labels.dtype == np.int32 and np.array_equal(labels, np.arange(10))
         images = np.concatenate([images for images, _ in taken])
-        assert images.dtype == np.float32 and np.array_equal(images[:, 1, 1, 0], 2.0 * labels)
+        assert images.dtype == np.uint8 and np.array_equal(images[:, 1, 1, 0], 2 * labels)
 
 
 def test_augment_mirrors_images_as_a_function_of_the_step():

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import schedules
 import trainer
-from trainer import data, experiment, loop, models, optimizers
+from trainer import data, experiment, faults, loop, models, optimizers
 from trainer.config import Config, ConfigError
 from test_trainer_support import scalars, tags, tiny_dataset
 
@@ -337,3 +337,38 @@ def test_a_run_started_before_a_setting_existed_resumes_with_its_default(tmp_pat
     path.write_text(json.dumps(settings))
     with pytest.raises(ConfigError, match=r"holds a run with augment=\[\], not \['cutout'\]"):
         _ema_run(tmp_path / 'run', augment=('cutout',))
+
+
+def test_weights_made_non_finite_by_a_finite_step_are_not_saved(tmp_path):
+    # An infinite rate at step 4: its loss and gradients are finite, the weights it leaves are not. The loop
+    # call ends at step 5 (the run's end), and the save there is refused; the checkpoint of step 4 stays.
+    rate = schedules.get('piecewise_constant', boundaries=[3], values=[0.01, 1e39])  # float32: inf after step 3
+    with pytest.raises(faults.Stop, match='non-finite weights at step 5: not saved; the last good checkpoint is '
+                                          + os.path.join(str(tmp_path), 'ckpt-4')):
+        trainer.train('mlp', tiny_dataset(32, seed=4), schedule=rate, model_dir=str(tmp_path), batch_size=8,
+                      train_steps=5, checkpoint_steps=2, optimizer='sgd', interactive=False)
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith('ckpt-4')
+    assert not glob.glob(os.path.join(str(tmp_path), 'ckpt-5*'))
+    assert not os.path.exists(os.path.join(str(tmp_path), 'export'))
+
+
+def test_each_loop_call_is_in_the_event_file_when_it_returns(tmp_path, monkeypatch):
+    # The train writer queues up to 1000 events; the loop flushes it as each call ends, so TensorBoard sees a
+    # call's steps without waiting for a checkpoint.
+    on_disk = []
+    build = loop.Loop.__init__
+
+    def observed_loop(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        train = self.train
+
+        def observed_train(iterator, num_steps):
+            logged = scalars(os.path.join(str(tmp_path), 'train')).get('loss', [])
+            on_disk.append([step for step, _ in logged])
+            return train(iterator, num_steps)
+        self.train = observed_train
+
+    monkeypatch.setattr(loop.Loop, '__init__', observed_loop)
+    trainer.train('mlp', tiny_dataset(64, seed=4), schedule=0.01, model_dir=str(tmp_path), batch_size=8,
+                  train_steps=7, steps_per_loop=3, checkpoint_steps=0, interactive=False)
+    assert on_disk == [[], [0, 1, 2], [0, 1, 2, 3, 4, 5]]

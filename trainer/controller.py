@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from trainer import (data, distribute, export, faults, lock, loop, nonfinite, optimizers, progress, recovery,
+from trainer import (data, distribute, export, faults, lock, loop, optimizers, progress, recovery,
                      rundir, signals, summaries)
 
 
@@ -237,7 +237,7 @@ class _Run:
         # With --on_nonfinite=stop the bad step's update was applied: a save between the loop call and its
         # check (a preemption) must stop instead.
         self._check_nonfinite()
-        if not nonfinite.all_finite(self.model.variables + self.optimizer.variables):
+        if not self.loop.guard.state_finite():
             raise faults.Stop(f'non-finite weights at step {current}: not saved; the last good checkpoint is '
                               f'{recovery.latest(self.manager.directory)}')
         # Summaries first: a run resumed from this checkpoint must find every step before it logged.

@@ -145,7 +145,9 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
 
 
 def _as_batch(images, labels):
-    return tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
+    # Images stay as stored (uint8 for tfds images): a quarter of float32's bytes through tf.data, and the
+    # model's input layer casts them in the compiled step.
+    return images, tf.cast(labels, tf.int32)
 
 
 AUGMENTATIONS = ('flip', 'cutout')
@@ -167,7 +169,7 @@ def _cutout(images, size, seed):
 
 
 # tf.data pays per element (a function call, hand-offs between its threads): batches are made a chunk of
-# steps at a time, up to this many steps or _CHUNK_BYTES of float32 images per chunk.
+# steps at a time, up to this many steps or _CHUNK_BYTES of images per chunk.
 _CHUNK_STEPS = 32
 _CHUNK_BYTES = 8 << 20
 # tf.random.experimental.index_shuffle makes this row [_SEED_PREFIX, seed, epoch] of a [2] seed; the chunk,
@@ -177,7 +179,7 @@ _SEED_PREFIX = 498247692
 
 def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int, seed: int,
                   start_step: int = 0, augment: tuple[str, ...] = (), cutout_size: int = 8) -> tf.data.Dataset:
-    """Infinite (images float32 [B, H, W, C] 0..255, labels int32 [B]); element i is step start_step + i.
+    """Infinite (images [B, H, W, C] as stored, 0..255, labels int32 [B]); element i is step start_step + i.
 
     All examples are held in memory (uint8); a batch is gathered by index, so starting at any
     step is O(1). `augment` names transforms from AUGMENTATIONS, applied per image in AUGMENTATIONS' order:
@@ -197,7 +199,7 @@ def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int,
     if len(parts) != 1 or int(tf.shape(parts[0][1])[0]) != num_examples:
         raise ValueError(f'num_examples={num_examples} does not match the dataset size')
     images, labels = parts[0]
-    batch_bytes = 4 * batch_size * int(np.prod(images.shape[1:]))
+    batch_bytes = images.dtype.size * batch_size * int(np.prod(images.shape[1:]))
     chunk = max(1, min(_CHUNK_STEPS, _CHUNK_BYTES // batch_bytes))
     seed = tf.constant(seed, tf.int64)
 

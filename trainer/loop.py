@@ -115,6 +115,7 @@ class Loop:
                 total_loss += tf.where(good, loss, 0.0)
                 total_accuracy += tf.where(good, accuracy, 0.0)
                 count += tf.cast(good, tf.float32)
+        self.guard.check_state(self._model.variables + self._optimizer.variables)
         count = tf.maximum(count, 1.0)
         return total_loss / count, total_accuracy / count, rate
 

@@ -28,6 +28,7 @@ class Guard:
                                    aggregation=aggregation)
         self.last_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name='last_nonfinite_step',
                                      aggregation=aggregation)
+        self._state_finite = tf.Variable(True, trainable=False, name='state_finite', aggregation=aggregation)
 
     def apply(self, optimizer, loss, grads, variables, check_gradients=True):
         """In a replica context: applies the update (skip: only if every replica is finite).
@@ -69,8 +70,16 @@ class Guard:
         """(bad steps so far, last bad step or -1), read on the host once per loop call."""
         return int(self.skipped.numpy()), int(self.last_step.numpy())
 
+    def check_state(self, variables):
+        """In graph, at the end of a loop call: records whether every floating variable is finite.
 
-def all_finite(variables):
-    """Whether every variable is finite (checked before each checkpoint: a checkpoint is never non-finite)."""
-    checks = [tf.reduce_all(tf.math.is_finite(v)) for v in variables if tf.as_dtype(v.dtype).is_floating]
-    return bool(tf.reduce_all(checks).numpy()) if checks else True
+        Checked before each checkpoint, so that a checkpoint is never non-finite (finite gradients can still
+        make weights overflow). In graph rather than eagerly at the save: one fused check per call instead of
+        an eager op per variable, which took 3.5 ms (10 ms the first time) per save of the seed's CNN.
+        """
+        checks = [tf.reduce_all(tf.math.is_finite(v)) for v in variables if tf.as_dtype(v.dtype).is_floating]
+        self._state_finite.assign(tf.reduce_all(checks) if checks else True)
+
+    def state_finite(self):
+        """Whether the variables were finite at the end of the last loop call (True before any call)."""
+        return bool(self._state_finite.numpy())

@@ -26,7 +26,9 @@ class Writers:
 
     def __init__(self, model_dir):
         self.root = tf.summary.create_file_writer(model_dir)
-        self.train = tf.summary.create_file_writer(os.path.join(model_dir, 'train'))
+        # Three events a step: at the default queue of 10 the writer would flush to the file every few steps
+        # inside the compiled loop; the loop's `as_default` block flushes it once, as each call ends.
+        self.train = tf.summary.create_file_writer(os.path.join(model_dir, 'train'), max_queue=1000)
         self.eval = tf.summary.create_file_writer(os.path.join(model_dir, 'eval'))
 
     def flush(self):
