@@ -33,7 +33,9 @@ def main(mode, cpu_devices):
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(BATCH)
     with strategy.scope():
         keras.utils.set_random_seed(1)
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation='relu'), keras.layers.Dense(2)])
+        # tanh, not relu: oneDNN's fused matmul + relu maps NaN to 0, and the bad step's loss would be finite
+        # (its gradient is not: tests/test_trainer_loop.py covers that case under stop).
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation='tanh'), keras.layers.Dense(2)])
         step = tf.Variable(0, dtype=tf.int64, trainable=False)
         optimizer = optimizers.build('adam', lambda: 0.01)
         optimizer.build(model.trainable_variables)

@@ -162,9 +162,9 @@ def test_repeat_step_runs_the_whole_step_with_its_finiteness_check(mode):
     assert np.isfinite(float(loss)) and 0.0 <= float(accuracy) <= 1.0 and float(bad) == 0.0
     assert int(step.numpy()) == 4 and int(optimizer.iterations.numpy()) == 4
 
+    model.layers[-1].bias.assign([float('nan')] * 2)  # a non-finite loss (and gradients) at every step
     before = [v.numpy() for v in model.trainable_variables]
-    nan_images = tf.tensor_scatter_nd_update(images, [[0, 0, 0, 0]], [float('nan')])
-    _, _, bad = steps.repeat_step(nan_images, labels, 3)
+    _, _, bad = steps.repeat_step(images, labels, 3)
     assert float(bad) == 3.0  # the check ran at every step (under stop, bench's mode, nothing else uses it)
     assert int(step.numpy()) == 7
     if mode == 'skip':
@@ -372,3 +372,67 @@ def test_each_loop_call_is_in_the_event_file_when_it_returns(tmp_path, monkeypat
     trainer.train('mlp', tiny_dataset(64, seed=4), schedule=0.01, model_dir=str(tmp_path), batch_size=8,
                   train_steps=7, steps_per_loop=3, checkpoint_steps=0, interactive=False)
     assert on_disk == [[], [0, 1, 2], [0, 1, 2, 3, 4, 5]]
+
+
+class _NaNGradientForBrightPixels(keras.layers.Layer):
+    """y = w x, except that w's gradient is NaN for a batch with a pixel above 250: a finite loss, a NaN
+    gradient (as `tf.where` over a branch with an infinite derivative gives)."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(), initializer='ones', name='w')
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def call(self, x):
+        @tf.custom_gradient
+        def scale(x, w):
+            def gradient(upstream):
+                return upstream * w, tf.where(tf.reduce_any(x > 250.0), float('nan'), tf.reduce_sum(upstream * x))
+            return x * w, gradient
+        return scale(x, tf.convert_to_tensor(self.w))
+
+
+def _bright_examples():
+    """32 examples, one of them with a pixel above 250, and the first step whose batch holds it."""
+    images = np.random.default_rng(3).integers(0, 200, size=(32, 8, 8, 1), dtype=np.uint8)
+    images[5, 2, 2, 0] = 255
+    examples = tf.data.Dataset.from_tensor_slices((images, np.arange(32) % 2))
+    bright = next(step for step, (batch, _) in enumerate(data.train_batches(examples, 32, 8, seed=0).take(4))
+                  if np.max(batch) > 250)
+    return examples, bright
+
+
+def _nan_gradient_model(info):
+    inputs = keras.Input(info.image_shape)
+    x = _NaNGradientForBrightPixels(name='nan_gradient')(inputs)
+    return keras.Model(inputs, keras.layers.Dense(info.num_classes)(keras.layers.Flatten()(x)))
+
+
+def test_stop_at_a_nonfinite_gradient_under_a_finite_loss(tmp_path):
+    examples, bright = _bright_examples()
+    # One step per loop call, so the call that ends with non-finite weights is the bright step alone.
+    with pytest.raises(faults.Stop) as stopped:
+        trainer.train(_nan_gradient_model, examples, schedule=0.01, model_dir=str(tmp_path), batch_size=8,
+                      train_steps=8, steps_per_loop=1, checkpoint_steps=1, interactive=False)
+    latest = os.path.join(str(tmp_path), f'ckpt-{bright}') if bright else 'none'
+    assert str(stopped.value) == (
+        f'non-finite weights at step {bright + 1}: not saved; the last good checkpoint is {latest}; a step of '
+        f'{bright}..{bright} with a finite loss made them so (a non-finite gradient, or an update that '
+        'overflowed): lower the learning rate (in a new --model_dir)')
+    losses = scalars(os.path.join(str(tmp_path), 'train'))['loss']
+    assert [step for step, _ in losses] == list(range(bright + 1)) and np.all(np.isfinite([v for _, v in losses]))
+    assert not glob.glob(os.path.join(str(tmp_path), f'ckpt-{bright + 1}*'))
+
+
+def test_skip_finds_a_nonfinite_gradient_under_a_finite_loss_at_its_step(tmp_path):
+    examples, bright = _bright_examples()
+    result = trainer.train(_nan_gradient_model, examples, schedule=0.01, model_dir=str(tmp_path), batch_size=8,
+                           train_steps=8, steps_per_loop=8, on_nonfinite='skip', interactive=False)
+    assert result.step == 8
+    checkpoint = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path)))
+    assert all(np.all(np.isfinite(checkpoint.get_tensor(name)))
+               for name, dtype in checkpoint.get_variable_to_dtype_map().items() if dtype.is_floating)
+    # The bright example is in one batch per epoch: two of the eight steps were skipped.
+    iterations = checkpoint.get_tensor('optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE')
+    assert int(iterations) == 8 - 2

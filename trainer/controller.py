@@ -146,6 +146,7 @@ class _Run:
                               config.batch_size, jit_compile=config.jit_compile,
                               on_nonfinite=config.on_nonfinite)
         self._skipped, self._saved = 0, self.start
+        self._call_steps = (self.start, self.start)  # the steps of the last loop call, for error lines
         summaries.mark_start(self.writers, self.start)
         if self.start == 0:
             summaries.describe_run(self.writers, config.as_dict(), exp.hparams(), exp.schedule, exp.total_steps,
@@ -185,6 +186,7 @@ class _Run:
         num_steps = self._next_stop(current) - current
         self.progress.begin(current)
         began = time.perf_counter()
+        self._call_steps = (current, current + num_steps)
         values = tuple(float(v) for v in self.call(self.loop.train, iterator, tf.constant(num_steps, tf.int64)))
         self._check_nonfinite()
         seconds = time.perf_counter() - began
@@ -237,9 +239,6 @@ class _Run:
         # With --on_nonfinite=stop the bad step's update was applied: a save between the loop call and its
         # check (a preemption) must stop instead.
         self._check_nonfinite()
-        if not self.loop.guard.state_finite():
-            raise faults.Stop(f'non-finite weights at step {current}: not saved; the last good checkpoint is '
-                              f'{recovery.latest(self.manager.directory)}')
         # Summaries first: a run resumed from this checkpoint must find every step before it logged.
         try:
             self.writers.flush()
@@ -249,20 +248,27 @@ class _Run:
         self._saved = current
 
     def _check_nonfinite(self):
-        """After a loop call and before a save: stop (--on_nonfinite=stop) or warn (skip) at new non-finite steps."""
+        """After a loop call and before a save: stop at non-finite weights, and at a new non-finite step under
+        --on_nonfinite=stop; under skip, warn at new skipped steps."""
         skipped, last = self.loop.guard.counts()
-        if skipped == self._skipped:
-            return
-        previous, self._skipped = self._skipped, skipped
-        if self.loop.guard.mode == 'stop':
+        if skipped != self._skipped:
+            previous, self._skipped = self._skipped, skipped
+            if self.loop.guard.mode == 'stop':
+                self.writers.flush()
+                raise faults.Stop(f'non-finite loss at step {last}: the run stopped without saving it; the last '
+                                  f'good checkpoint is {recovery.latest(self.manager.directory)}; lower the '
+                                  'learning rate (in a new --model_dir), or rerun with --on_nonfinite=skip to '
+                                  'skip such steps')
+            if previous == 0 or len(str(skipped)) > len(str(previous)):  # the 1st, 10th, 100th, ...: a short log
+                logging.warning('skipped %d step(s) with a non-finite loss or gradient so far (the last at step '
+                                '%d)', skipped, last)
+        if not self.loop.guard.state_finite():
+            first, end = self._call_steps
             self.writers.flush()
-            raise faults.Stop(f'non-finite loss or gradient at step {last}: the run stopped without saving it; '
-                              f'the last good checkpoint is {recovery.latest(self.manager.directory)}; '
-                              'lower the learning rate (in a new --model_dir), or rerun with '
-                              '--on_nonfinite=skip to skip such steps')
-        if previous == 0 or len(str(skipped)) > len(str(previous)):  # at the 1st, 10th, 100th, ...: a short log
-            logging.warning('skipped %d step(s) with a non-finite loss or gradient so far (the last at step %d)',
-                            skipped, last)
+            raise faults.Stop(f'non-finite weights at step {end}: not saved; the last good checkpoint is '
+                              f'{recovery.latest(self.manager.directory)}; a step of {first}..{end - 1} with a '
+                              'finite loss made them so (a non-finite gradient, or an update that overflowed): '
+                              'lower the learning rate (in a new --model_dir)')
 
     def _interrupted(self, current):
         """SIGTERM or Ctrl-C: checkpoint the current step (summaries flushed with it) and stop."""

@@ -68,9 +68,10 @@ def define(flag_values=flags.FLAGS):
     boolean('deterministic', False, 'Deterministic ops (tf.config.experimental.enable_op_determinism).')
     boolean('mixed_precision', False, 'Mixed precision: float16 with loss scaling on GPU, bfloat16 on CPU.')
     boolean('jit_compile', False, 'XLA-compile the training step.')
-    flags.DEFINE_enum('on_nonfinite', 'stop', nonfinite.MODES, 'A step with a non-finite loss or gradient is '
-                      'never applied; stop: end the run there (no checkpoint of it); skip: go on with the next '
-                      'step.', flag_values=flag_values)
+    flags.DEFINE_enum('on_nonfinite', 'stop', nonfinite.MODES, 'Nothing non-finite is ever saved. stop: end '
+                      'the run at a step with a non-finite loss, or at the end of the loop call that made the '
+                      'weights non-finite; skip: do not apply steps with a non-finite loss or gradient, and go '
+                      'on.', flag_values=flag_values)
     flags.DEFINE_enum('strategy', 'auto', distribute.NAMES, 'tf.distribute strategy: auto (mirrored with '
                       'several GPUs or --cpu_devices, else one device), one_device, mirrored (the GPUs or '
                       'CPU devices of this machine), multi_worker (the cluster in TF_CONFIG), tpu.',
