@@ -436,3 +436,27 @@ def test_skip_finds_a_nonfinite_gradient_under_a_finite_loss_at_its_step(tmp_pat
     # The bright example is in one batch per epoch: two of the eight steps were skipped.
     iterations = checkpoint.get_tensor('optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE')
     assert int(iterations) == 8 - 2
+
+
+def test_calls_of_any_length_take_the_batches_in_order():
+    # A call takes exactly its steps' batches from the iterator: split into calls or not, a run is the same.
+    info = data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
+    batches = data.train_batches(tiny_dataset(EXAMPLES, seed=1), EXAMPLES, BATCH, seed=0)
+
+    def run(calls):
+        keras.utils.set_random_seed(7)
+        strategy = tf.distribute.get_strategy()
+        model = models.build('mlp', info)
+        step = tf.Variable(0, dtype=tf.int64)
+        optimizer = optimizers.build('sgd', lambda: tf.constant(0.01))
+        optimizer.build(model.trainable_variables)
+        steps = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), BATCH)
+        iterator = iter(strategy.experimental_distribute_dataset(batches))
+        for n in calls:
+            steps.train(iterator, tf.constant(n, tf.int64))
+        return [v.numpy() for v in model.trainable_variables]
+
+    whole = run([9])
+    for split in ([1, 5, 3], [4, 1, 1, 3]):
+        for ours, reference in zip(run(split), whole):
+            np.testing.assert_array_equal(ours, reference)
