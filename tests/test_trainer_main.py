@@ -149,7 +149,7 @@ def test_config_files_parse_and_later_flags_override(name):
     assert config.model_dir == f'runs/{name}'
 
 
-def test_best_config_is_ten_epochs_of_the_seed_cnn_with_cutout_and_an_average():
+def test_best_config_is_ten_epochs_of_the_seed_cnn_with_cutout_weight_decay_and_an_average():
     values = flags.FlagValues()
     trainer_flags.define(values)
     flagfile = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs', 'fashion_mnist_best.flags')
@@ -159,6 +159,7 @@ def test_best_config_is_ten_epochs_of_the_seed_cnn_with_cutout_and_an_average():
         'fashion_mnist', 'cnn', 'adam', 32, 10)
     assert dict(config.schedule_params)['initial_lr'] == 1e-3 and config.schedule == 'cosine'
     assert config.augment == ('cutout',) and config.cutout_size == 12 and config.ema_momentum == 0.999
+    assert config.weight_decay == 0.05
 
 
 def test_config_json_records_the_run(uninterrupted):
