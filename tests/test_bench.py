@@ -16,6 +16,10 @@ def test_throughput_bench_writes_every_contender(tmp_path):
     assert set(report["ratios"]) == {f"loop/{name}" for name in contenders - {"loop"}}
     rates = report["examples_per_sec"]
     assert report["ratios"]["loop/fit"] == rates["loop"] / rates["fit"]
+    # One round: the paired ratio (within each round, median over rounds) is that round's ratio.
+    assert report["paired_ratios"].keys() == report["ratios"].keys()
+    for name, ratio in report["ratios"].items():
+        assert abs(report["paired_ratios"][name] - ratio) <= 1e-9 * ratio
     assert 0 < report["schedule_share_of_loop_step"] < 1 and report["batch_size"] == 8
     table = (tmp_path / "throughput.md").read_text()
     assert all(f"| {name} |" in table for name in contenders)

@@ -192,7 +192,7 @@ def _take(batches, count):
 
 
 def _stream(n, batch_size, seed, start_step, count):
-    return _take(data.train_batches(_examples(n), n, batch_size, seed, start_step), count)
+    return _take(data.TrainBatches(_examples(n), n, batch_size, seed).dataset(start_step), count)
 
 
 def _assert_same(a, b):
@@ -225,6 +225,23 @@ def test_resume_equals_uninterrupted(start_step):
     uninterrupted = _stream(10, 3, seed=7, start_step=0, count=30)
     resumed = _stream(10, 3, seed=7, start_step=start_step, count=5)
     _assert_same(resumed, uninterrupted[start_step:start_step + 5])
+
+
+@pytest.mark.parametrize('augment', [(), ('flip', 'cutout')])
+def test_the_batch_of_a_step_in_graph_is_the_streams(augment):
+    """The loop's batches(step), in a tf.function, equals the dataset's element for that step."""
+    n = 40
+    images = np.random.default_rng(0).integers(1, 256, size=(n, 6, 6, 1), dtype=np.uint8)
+    batches = data.TrainBatches(tf.data.Dataset.from_tensor_slices((images, np.arange(n))), n, 8, seed=5,
+                                augment=augment, cutout_size=3)
+    in_graph = tf.function(batches)
+    for start in (0, 3, 77, 3 * 10**9):  # more than one chunk of the stream, epoch ends, far away
+        stream = _take(batches.dataset(start), 40)
+        for i, (stream_images, stream_labels) in enumerate(stream):
+            step_images, step_labels = in_graph(tf.constant(start + i, tf.int64))
+            assert step_images.dtype == tf.uint8 and step_labels.dtype == tf.int32
+            np.testing.assert_array_equal(step_images.numpy(), stream_images)
+            np.testing.assert_array_equal(step_labels.numpy(), stream_labels)
 
 
 def test_batches_follow_index_shuffle_of_seed_and_epoch():
@@ -279,9 +296,9 @@ def test_same_batches_in_another_process():
     assert np.array_equal(np.load(io.BytesIO(out.stdout)), _flat(_stream(100, 8, 11, 40, 3)))
 
 
-def test_train_batches_checks_the_example_count():
+def test_train_batches_check_the_example_count():
     with pytest.raises(ValueError, match='num_examples=9'):
-        data.train_batches(_examples(10), 9, 3, seed=0)
+        data.TrainBatches(_examples(10), 9, 3, seed=0)
 
 
 def test_eval_batches_cover_everything_once():
@@ -300,9 +317,9 @@ def test_augment_mirrors_images_as_a_function_of_the_step():
     labels = np.arange(n, dtype=np.int64)
     images = (labels[:, None, None, None] + 64 * np.arange(3)[None, None, :, None]).astype(np.uint8)
     examples = tf.data.Dataset.from_tensor_slices((np.broadcast_to(images, (n, 2, 3, 1)), labels))
-    plain = _take(data.train_batches(examples, n, 16, seed=3), 8)
-    augmented = _take(data.train_batches(examples, n, 16, seed=3, augment=('flip',)), 8)
-    resumed = _take(data.train_batches(examples, n, 16, seed=3, start_step=5, augment=('flip',)), 3)
+    plain = _take(data.TrainBatches(examples, n, 16, seed=3).dataset(), 8)
+    augmented = _take(data.TrainBatches(examples, n, 16, seed=3, augment=('flip',)).dataset(), 8)
+    resumed = _take(data.TrainBatches(examples, n, 16, seed=3, augment=('flip',)).dataset(start_step=5), 3)
     _assert_same(resumed, augmented[5:])
     flipped = 0
     for (images_a, labels_a), (images_p, labels_p) in zip(augmented, plain):
@@ -332,10 +349,10 @@ def test_cutout_zeros_one_clipped_square_in_about_half_the_images():
     labels = np.arange(n, dtype=np.int64)
     images = np.full((n, side, side, 1), 200, np.uint8)
     examples = tf.data.Dataset.from_tensor_slices((images, labels))
-    plain = _take(data.train_batches(examples, n, 16, seed=3), 16)
-    augmented = _take(data.train_batches(examples, n, 16, seed=3, augment=('cutout',), cutout_size=size), 16)
-    _assert_same(_take(data.train_batches(examples, n, 16, seed=3, start_step=7, augment=('cutout',),
-                                          cutout_size=size), 3), augmented[7:10])
+    plain = _take(data.TrainBatches(examples, n, 16, seed=3).dataset(), 16)
+    augmented = _take(data.TrainBatches(examples, n, 16, seed=3, augment=('cutout',), cutout_size=size).dataset(), 16)
+    _assert_same(_take(data.TrainBatches(examples, n, 16, seed=3, augment=('cutout',),
+                                         cutout_size=size).dataset(start_step=7), 3), augmented[7:10])
     boxes = [box for box in _zeroed_boxes([a for a, _ in augmented], [p for p, _ in plain]) if box is not None]
     assert 256 * 0.35 < len(boxes) < 256 * 0.65  # probability 1/2 over 256 images
     full = 0
@@ -354,9 +371,9 @@ def test_flip_then_cutout_and_unknown_names():
     n = 32
     images = np.random.default_rng(0).integers(1, 256, size=(n, 6, 6, 1), dtype=np.uint8)
     examples = tf.data.Dataset.from_tensor_slices((images, np.zeros(n, np.int64)))
-    flipped = _take(data.train_batches(examples, n, 8, seed=1, augment=('flip',)), 4)
-    both = _take(data.train_batches(examples, n, 8, seed=1, augment=('flip', 'cutout'), cutout_size=3), 4)
+    flipped = _take(data.TrainBatches(examples, n, 8, seed=1, augment=('flip',)).dataset(), 4)
+    both = _take(data.TrainBatches(examples, n, 8, seed=1, augment=('flip', 'cutout'), cutout_size=3).dataset(), 4)
     boxes = _zeroed_boxes([b for b, _ in both], [f for f, _ in flipped])
     assert any(boxes) and not all(boxes)
     with pytest.raises(ValueError, match="augment='blur' is not one of: flip, cutout"):
-        data.train_batches(examples, n, 8, seed=1, augment=('blur',))
+        data.TrainBatches(examples, n, 8, seed=1, augment=('blur',))

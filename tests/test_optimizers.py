@@ -113,8 +113,8 @@ def test_fused_update_compiles_with_xla():
             continue
         for ours, reference in zip(train(fused, hyperparameters, grads, jit_compile=True),
                                    train(fused, hyperparameters, grads)):
-            np.testing.assert_allclose(ours, reference, rtol=0, atol=2 * np.spacing(np.float32(np.abs(reference).max())),
-                                       err_msg=name)
+            spacing = np.spacing(np.float32(np.abs(reference).max()))
+            np.testing.assert_allclose(ours, reference, rtol=0, atol=2 * spacing, err_msg=name)
 
 
 def test_a_keras_adam_checkpoint_restores_into_the_fused_adam(tmp_path):

@@ -130,15 +130,12 @@ def test_no_retracing_after_the_first_call(tmp_path):
         optimizer = optimizers.build('sgd', lambda: schedule(step))
         optimizer.build(model.trainable_variables)
     writer = tf.summary.create_file_writer(str(tmp_path))
-    steps = loop.Loop(model, optimizer, strategy, step, writer, BATCH)
-    batches = data.train_batches(tiny_dataset(EXAMPLES, seed=1), EXAMPLES, BATCH, seed=0)
-    iterator = iter(strategy.experimental_distribute_dataset(batches))
+    batches = data.TrainBatches(tiny_dataset(EXAMPLES, seed=1), EXAMPLES, BATCH, seed=0)
+    steps = loop.Loop(model, optimizer, strategy, step, writer, batches)
     evaluation = strategy.experimental_distribute_dataset(data.eval_batches(tiny_dataset(20, seed=2), BATCH))
-    for n in (1, 5, 2, 7):
-        steps.train(iterator, tf.constant(n, tf.int64))
+    for n in (1, 5, 2, 7, 3):
+        steps.train(tf.constant(n, tf.int64))
         steps.evaluate(iter(evaluation))
-    # A fresh iterator over a new dataset of the same kind, as after a resume, reuses the trace too.
-    steps.train(iter(strategy.experimental_distribute_dataset(batches)), tf.constant(3, tf.int64))
     assert steps.train.experimental_get_tracing_count() == 1
     assert steps.evaluate.experimental_get_tracing_count() == 1
     assert int(step.numpy()) == 18 and int(optimizer.iterations.numpy()) == 18
@@ -154,7 +151,8 @@ def test_repeat_step_runs_the_whole_step_with_its_finiteness_check(mode):
         step = tf.Variable(0, dtype=tf.int64)
         optimizer = optimizers.build('sgd', lambda: tf.constant(0.01))
         optimizer.build(model.trainable_variables)
-    steps = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), BATCH,
+    batches = data.TrainBatches(tiny_dataset(EXAMPLES, seed=1), EXAMPLES, BATCH, seed=0)
+    steps = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), batches,
                       on_nonfinite=mode)
     images = tf.random.stateless_uniform([BATCH, 8, 8, 1], seed=[1, 2], maxval=255.0)
     labels = tf.constant([0, 1] * (BATCH // 2), tf.int32)
@@ -362,10 +360,10 @@ def test_each_loop_call_is_in_the_event_file_when_it_returns(tmp_path, monkeypat
         build(self, *args, **kwargs)
         train = self.train
 
-        def observed_train(iterator, num_steps):
+        def observed_train(num_steps):
             logged = scalars(os.path.join(str(tmp_path), 'train')).get('loss', [])
             on_disk.append([step for step, _ in logged])
-            return train(iterator, num_steps)
+            return train(num_steps)
         self.train = observed_train
 
     monkeypatch.setattr(loop.Loop, '__init__', observed_loop)
@@ -398,8 +396,8 @@ def _bright_examples():
     images = np.random.default_rng(3).integers(0, 200, size=(32, 8, 8, 1), dtype=np.uint8)
     images[5, 2, 2, 0] = 255
     examples = tf.data.Dataset.from_tensor_slices((images, np.arange(32) % 2))
-    bright = next(step for step, (batch, _) in enumerate(data.train_batches(examples, 32, 8, seed=0).take(4))
-                  if np.max(batch) > 250)
+    batches = data.TrainBatches(examples, 32, 8, seed=0).dataset()
+    bright = next(step for step, (batch, _) in enumerate(batches.take(4)) if np.max(batch) > 250)
     return examples, bright
 
 
@@ -439,9 +437,9 @@ def test_skip_finds_a_nonfinite_gradient_under_a_finite_loss_at_its_step(tmp_pat
 
 
 def test_calls_of_any_length_take_the_batches_in_order():
-    # A call takes exactly its steps' batches from the iterator: split into calls or not, a run is the same.
+    # A call takes exactly its steps' batches: split into calls or not, a run is the same.
     info = data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
-    batches = data.train_batches(tiny_dataset(EXAMPLES, seed=1), EXAMPLES, BATCH, seed=0)
+    batches = data.TrainBatches(tiny_dataset(EXAMPLES, seed=1), EXAMPLES, BATCH, seed=0)
 
     def run(calls):
         keras.utils.set_random_seed(7)
@@ -450,10 +448,9 @@ def test_calls_of_any_length_take_the_batches_in_order():
         step = tf.Variable(0, dtype=tf.int64)
         optimizer = optimizers.build('sgd', lambda: tf.constant(0.01))
         optimizer.build(model.trainable_variables)
-        steps = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), BATCH)
-        iterator = iter(strategy.experimental_distribute_dataset(batches))
+        steps = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), batches)
         for n in calls:
-            steps.train(iterator, tf.constant(n, tf.int64))
+            steps.train(tf.constant(n, tf.int64))
         return [v.numpy() for v in model.trainable_variables]
 
     whole = run([9])

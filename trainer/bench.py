@@ -62,13 +62,11 @@ class _Setup:
         self.examples = data.load('fashion_mnist', 'train')
         self.num_examples = data.num_examples('fashion_mnist', 'train')
         self.schedule = schedule_flags.build('cosine_restarts', {}, run_steps=10 * steps)
-
-    def batches(self):
-        return data.train_batches(self.examples, self.num_examples, self.batch_size, seed=0)
+        self.batches = data.TrainBatches(self.examples, self.num_examples, batch_size, seed=0)
 
 
 def _bare(setup):
-    images, labels = next(iter(setup.batches()))
+    images, labels = setup.batches(tf.constant(0, tf.int64))
 
     def window(steps):
         strategy = distribute.create()
@@ -77,7 +75,7 @@ def _bare(setup):
             step = tf.Variable(0, dtype=tf.int64, trainable=False)
             optimizer = optimizers.build('adam', lambda: setup.schedule(step))
         trainer_loop = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(),
-                                 setup.batch_size)
+                                 setup.batches)
         float(trainer_loop.repeat_step(images, labels, 20)[0])  # traces and compiles outside the timing
         began = time.perf_counter()
         float(trainer_loop.repeat_step(images, labels, steps)[0])
@@ -118,7 +116,7 @@ def _fit(setup, steps_per_execution=1, eagerly=False):
         try:
             # The first call traces and compiles; only the second is timed.
             for n in (max(2 * steps_per_execution, 20), steps):
-                model.fit(setup.batches(), epochs=1, steps_per_epoch=n, verbose=0, callbacks=[timer],
+                model.fit(setup.batches.dataset(), epochs=1, steps_per_epoch=n, verbose=0, callbacks=[timer],
                           shuffle=False)
         finally:
             tf.config.run_functions_eagerly(False)
@@ -126,8 +124,8 @@ def _fit(setup, steps_per_execution=1, eagerly=False):
     return window
 
 
-def _median_windows(windows, steps, repeats, eager_steps=None):
-    """Seconds per step of each contender: the median of `repeats` windows, contenders in rotating order."""
+def _timed_windows(windows, steps, repeats, eager_steps=None):
+    """Seconds per step of each contender in each of `repeats` rounds, contenders in rotating order."""
     names = tuple(windows)
     per_step = {name: [] for name in names}
     for repeat in range(repeats):
@@ -135,7 +133,13 @@ def _median_windows(windows, steps, repeats, eager_steps=None):
             n = eager_steps if name == 'eager' else steps
             per_step[name].append(windows[name](n) / n)
             print(f'  window {repeat + 1}/{repeats} {name:8s} {1000 * per_step[name][-1]:7.2f} ms/step', flush=True)
-    return {name: statistics.median(values) for name, values in per_step.items()}
+    return per_step
+
+
+def _median_windows(windows, steps, repeats, eager_steps=None):
+    """Seconds per step of each contender: the median of its `repeats` windows."""
+    return {name: statistics.median(values)
+            for name, values in _timed_windows(windows, steps, repeats, eager_steps).items()}
 
 
 def replicas(out, batch_size, steps, repeats):
@@ -175,20 +179,27 @@ def throughput(out, batch_size, steps, repeats):
     with tempfile.TemporaryDirectory() as folder:
         windows = {'bare': _bare(setup), 'loop': _loop(setup, folder), 'fit': _fit(setup),
                    'fit_fast': _fit(setup, steps_per_execution=50), 'eager': _fit(setup, eagerly=True)}
-        ms = {name: 1000 * value
-              for name, value in _median_windows(windows, steps, repeats, eager_steps).items()}
+        per_step = _timed_windows(windows, steps, repeats, eager_steps)
+    ms = {name: 1000 * statistics.median(values) for name, values in per_step.items()}
     rate = {name: 1000 * batch_size / value for name, value in ms.items()}
     ratios = {f'loop/{name}': rate['loop'] / rate[name] for name in CONTENDERS if name != 'loop'}
+    # The machine's speed drifts over minutes; windows of one round are close in time, so the ratio within each
+    # round, then the median over rounds, is steadier than the ratio of the medians.
+    paired = {f'loop/{name}': statistics.median(other / loop_time for other, loop_time
+                                                in zip(per_step[name], per_step['loop']))
+              for name in CONTENDERS if name != 'loop'}
     schedule_ms = 1000 * _schedule_cost(setup.schedule)
-    result = {'examples_per_sec': rate, 'ms_per_step': ms, 'ratios': ratios, 'batch_size': batch_size,
+    result = {'examples_per_sec': rate, 'ms_per_step': ms, 'ratios': ratios, 'paired_ratios': paired,
+              'batch_size': batch_size,
               'steps': steps, 'eager_steps': eager_steps, 'repeats': repeats,
               'schedule_ms_per_step': schedule_ms, 'schedule_share_of_loop_step': schedule_ms / ms['loop'],
               'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'machine': _machine()}
     lines = [f'Seed CNN on Fashion-MNIST, batch {batch_size}, median of {repeats} windows of {steps} steps '
              f'({eager_steps} for eager); {result["machine"]}.', '',
-             '| contender | ms/step | examples/s | loop ÷ contender |', '|---|---:|---:|---:|']
+             '| contender | ms/step | examples/s | loop ÷ contender | paired (median over rounds) |',
+             '|---|---:|---:|---:|---:|']
     for name in CONTENDERS:
-        ratio = '' if name == 'loop' else f'{ratios[f"loop/{name}"]:.2f}'
+        ratio = ' | ' if name == 'loop' else f'{ratios[f"loop/{name}"]:.3f} | {paired[f"loop/{name}"]:.3f}'
         lines.append(f'| {name} | {ms[name]:.2f} | {rate[name]:.0f} | {ratio} |')
     lines += ['', f'Schedule (cosine_restarts) in graph: {1000 * schedule_ms:.1f} µs per step, '
               f'{100 * result["schedule_share_of_loop_step"]:.2f}% of a loop step. '

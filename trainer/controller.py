@@ -1,8 +1,8 @@
 """The outer loop: restore, train in loop calls, evaluate each epoch, checkpoint, export.
 
 A run is resumable at any checkpoint because everything is a function of the global step: the learning
-rate (the schedule), the position in the data (trainer.data.train_batches(start_step=step)) and the
-epoch. A checkpoint therefore holds just the model, the optimizer and the step.
+rate (the schedule), the batch (trainer.data.TrainBatches, indexed by the step) and the epoch. A checkpoint
+therefore holds just the model, the optimizer and the step.
 """
 import contextlib
 import dataclasses
@@ -142,8 +142,10 @@ class _Run:
         if self.start >= exp.total_steps:
             return self._already_finished()
         self.writers = summaries.Writers(config.model_dir)
+        batches = data.TrainBatches(exp.train_examples, exp.num_train, config.batch_size, config.seed,
+                                    augment=config.augment, cutout_size=config.cutout_size)
         self.loop = loop.Loop(self.model, self.optimizer, self.strategy, self.step, self.writers.train,
-                              config.batch_size, jit_compile=config.jit_compile,
+                              batches, jit_compile=config.jit_compile,
                               on_nonfinite=config.on_nonfinite)
         self._skipped, self._saved = 0, self.start
         self._call_steps = (self.start, self.start)  # the steps of the last loop call, for error lines
@@ -154,17 +156,13 @@ class _Run:
         else:
             self.progress.summary([f'resuming {config.model_dir} at step {self.start}/{exp.total_steps} '
                                    f'(epoch {self.start // exp.steps_per_epoch + 1})'])
-        batches = data.train_batches(exp.train_examples, exp.num_train, config.batch_size, config.seed,
-                                     start_step=self.start, augment=config.augment,
-                                     cutout_size=config.cutout_size)
-        iterator = iter(self.strategy.experimental_distribute_dataset(batches))
         evaluation = None
         if exp.eval_examples is not None:
             evaluation = self.strategy.experimental_distribute_dataset(
                 data.eval_batches(exp.eval_examples, config.batch_size))
         clock, current = _Clock(), self.start
         while current < exp.total_steps:
-            current, train_values = self._loop_call(iterator, current, clock)
+            current, train_values = self._loop_call(current, clock)
             epoch_end = current % exp.steps_per_epoch == 0 or current == exp.total_steps
             if epoch_end:
                 self.progress.epoch_end(current, *train_values, *self._evaluate(evaluation, current),
@@ -181,13 +179,13 @@ class _Run:
         self.progress.summary(self._summary_lines(result))
         return result
 
-    def _loop_call(self, iterator, current, clock):
+    def _loop_call(self, current, clock):
         """One call of the compiled loop from step `current`; returns the new step and (loss, accuracy, rate)."""
         num_steps = self._next_stop(current) - current
         self.progress.begin(current)
         began = time.perf_counter()
         self._call_steps = (current, current + num_steps)
-        values = tuple(float(v) for v in self.call(self.loop.train, iterator, tf.constant(num_steps, tf.int64)))
+        values = tuple(float(v) for v in self.call(self.loop.train, tf.constant(num_steps, tf.int64)))
         self._check_nonfinite()
         seconds = time.perf_counter() - began
         clock.add(seconds, num_steps)

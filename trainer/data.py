@@ -144,12 +144,6 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     return num_examples // batch_size
 
 
-def _as_batch(images, labels):
-    # Images stay as stored (uint8 for tfds images): a quarter of float32's bytes through tf.data, and the
-    # model's input layer casts them in the compiled step.
-    return images, tf.cast(labels, tf.int32)
-
-
 AUGMENTATIONS = ('flip', 'cutout')
 
 
@@ -168,74 +162,99 @@ def _cutout(images, size, seed):
     return tf.where(inside, tf.zeros_like(images), images)
 
 
-# tf.data pays per element (a function call, hand-offs between its threads): batches are made a chunk of
-# steps at a time, up to this many steps or _CHUNK_BYTES of images per chunk.
+# tf.data pays per element (a function call, hand-offs between its threads): the dataset form makes batches a
+# chunk of steps at a time, up to this many steps or _CHUNK_BYTES of images per chunk.
 _CHUNK_STEPS = 32
 _CHUNK_BYTES = 8 << 20
-# tf.random.experimental.index_shuffle makes this row [_SEED_PREFIX, seed, epoch] of a [2] seed; the chunk,
-# which needs one seed per index, builds the same rows, so its order is index_shuffle's for (seed, epoch).
+# tf.random.experimental.index_shuffle makes this row [_SEED_PREFIX, seed, epoch] of a [2] seed; the batches,
+# which need one seed per index, build the same rows, so their order is index_shuffle's for (seed, epoch).
 _SEED_PREFIX = 498247692
 
 
-def train_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int, seed: int,
-                  start_step: int = 0, augment: tuple[str, ...] = (), cutout_size: int = 8) -> tf.data.Dataset:
-    """Infinite (images [B, H, W, C] as stored, 0..255, labels int32 [B]); element i is step start_step + i.
+class TrainBatches:
+    """The training batch of any step: images [B, H, W, C] as stored (0..255), labels int32 [B].
 
-    All examples are held in memory (uint8); a batch is gathered by index, so starting at any
-    step is O(1). `augment` names transforms from AUGMENTATIONS, applied per image in AUGMENTATIONS' order:
-    'flip' mirrors left-right with probability 1/2; 'cutout' zeros a cutout_size-pixel square with
-    probability 1/2. Their random draws are keyed by (seed, step), so augmented batches are a function
-    of the step too.
+    All examples are held in host memory; batch `step` is gathered by index, so every step costs the
+    same, resumes included. `batches(step)` computes it in graph (the trainer's loop: no iterator, no
+    tf.data threads beside the step); `dataset(start_step)` streams the same batches through tf.data
+    (Keras's fit, inspection). `augment` names transforms from AUGMENTATIONS, applied in AUGMENTATIONS'
+    order: 'flip' mirrors left-right with probability 1/2; 'cutout' zeros a cutout_size-pixel square with
+    probability 1/2. Their random draws are keyed by (seed, step), so augmented batches are a function of
+    the step too.
     """
-    steps = steps_per_epoch(num_examples, batch_size)
-    if start_step < 0:
-        raise ValueError(f'start_step={start_step} must be >= 0')
-    unknown = [name for name in augment if name not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(f'augment={unknown[0]!r} is not one of: {", ".join(AUGMENTATIONS)}')
-    if examples.cardinality() == tf.data.INFINITE_CARDINALITY:
-        raise ValueError('train_batches needs a finite dataset of examples')
-    parts = list(examples.batch(num_examples))
-    if len(parts) != 1 or int(tf.shape(parts[0][1])[0]) != num_examples:
-        raise ValueError(f'num_examples={num_examples} does not match the dataset size')
-    images, labels = parts[0]
-    batch_bytes = images.dtype.size * batch_size * int(np.prod(images.shape[1:]))
-    chunk = max(1, min(_CHUNK_STEPS, _CHUNK_BYTES // batch_bytes))
-    seed = tf.constant(seed, tf.int64)
 
-    def batches(first_step):
-        """Steps first_step .. first_step + chunk - 1: images [chunk, B, ...], labels [chunk, B] (and the steps
-        [chunk], for the augmentations)."""
-        step = first_step + tf.range(chunk, dtype=tf.int64)
-        epoch, position = step // steps, step % steps
+    def __init__(self, examples: tf.data.Dataset, num_examples: int, batch_size: int, seed: int,
+                 augment: tuple[str, ...] = (), cutout_size: int = 8):
+        self.steps_per_epoch = steps_per_epoch(num_examples, batch_size)
+        self.batch_size = batch_size
+        unknown = [name for name in augment if name not in AUGMENTATIONS]
+        if unknown:
+            raise ValueError(f'augment={unknown[0]!r} is not one of: {", ".join(AUGMENTATIONS)}')
+        if examples.cardinality() == tf.data.INFINITE_CARDINALITY:
+            raise ValueError('TrainBatches needs a finite dataset of examples')
+        parts = list(examples.batch(num_examples))
+        if len(parts) != 1 or int(tf.shape(parts[0][1])[0]) != num_examples:
+            raise ValueError(f'num_examples={num_examples} does not match the dataset size')
+        self._images, self._labels = parts[0]
+        self._num_examples = num_examples
+        self._augment = tuple(name for name in AUGMENTATIONS if name in augment)
+        self._cutout_size = cutout_size
+        self._seed = tf.constant(seed, tf.int64)
+
+    def __call__(self, step):
+        """The batch of `step` (a scalar int64 tensor), made on the host's CPU, where the examples are."""
+        with tf.device('/cpu:0'):
+            images, labels = self._gather(tf.reshape(step, [1]))
+            return self._augmented(images[0], labels[0], step) if self._augment else (images[0], labels[0])
+
+    def dataset(self, start_step: int = 0) -> tf.data.Dataset:
+        """The batches of steps start_step, start_step + 1, ... as an infinite tf.data stream."""
+        if start_step < 0:
+            raise ValueError(f'start_step={start_step} must be >= 0')
+        batch_bytes = self._images.dtype.size * self.batch_size * int(np.prod(self._images.shape[1:]))
+        chunk = max(1, min(_CHUNK_STEPS, _CHUNK_BYTES // batch_bytes))
+
+        def chunk_of_steps(first_step):
+            step = first_step + tf.range(chunk, dtype=tf.int64)
+            return (*self._gather(step), step) if self._augment else self._gather(step)
+
+        stream = (tf.data.Dataset.counter(start_step - start_step % chunk, chunk)
+                  .map(chunk_of_steps, num_parallel_calls=tf.data.AUTOTUNE)
+                  .unbatch()
+                  .skip(start_step % chunk))
+        if self._augment:
+            stream = stream.map(self._augmented, num_parallel_calls=tf.data.AUTOTUNE)
+        return stream.prefetch(tf.data.AUTOTUNE)
+
+    def _gather(self, step):
+        """Batches of the steps `step` [K]: images [K, B, ...], labels [K, B].
+
+        Batch s holds positions [p * B, (p + 1) * B), p = s % steps_per_epoch, of epoch s // steps_per_epoch's
+        permutation, computed per index with index_shuffle keyed by (seed, epoch).
+        """
+        count, batch_size = tf.shape(step)[0], self.batch_size
+        epoch, position = step // self.steps_per_epoch, step % self.steps_per_epoch
         positions = position[:, None] * batch_size + tf.range(batch_size, dtype=tf.int64)
-        rows = tf.stack([tf.fill([chunk], tf.constant(_SEED_PREFIX, tf.int64)), tf.fill([chunk], seed), epoch], 1)
+        rows = tf.stack([tf.fill([count], tf.constant(_SEED_PREFIX, tf.int64)), tf.fill([count], self._seed),
+                         epoch], 1)
         indices = tf.raw_ops.RandomIndexShuffle(index=tf.reshape(positions, [-1]),
                                                 seed=tf.repeat(rows, batch_size, axis=0),
-                                                max_index=tf.constant(num_examples - 1, tf.int64), rounds=4)
-        indices = tf.reshape(indices, [chunk, batch_size])
-        batch_images, batch_labels = _as_batch(tf.gather(images, indices), tf.gather(labels, indices))
-        return (batch_images, batch_labels, step) if augment else (batch_images, batch_labels)
+                                                max_index=tf.constant(self._num_examples - 1, tf.int64), rounds=4)
+        indices = tf.reshape(indices, [count, batch_size])
+        # Images stay as stored (uint8 for tfds images): the model's input layer casts them in the step.
+        return tf.gather(self._images, indices), tf.cast(tf.gather(self._labels, indices), tf.int32)
 
-    def augmented(batch_images, batch_labels, step):
-        step_seed = tf.stack([seed, step])
-        if 'flip' in augment:
-            batch_images = tf.image.stateless_random_flip_left_right(batch_images, step_seed)
-        if 'cutout' in augment:
-            batch_images = _cutout(batch_images, cutout_size, tf.random.experimental.stateless_fold_in(step_seed, 1))
-        return batch_images, batch_labels
-
-    stream = (tf.data.Dataset.counter(start_step - start_step % chunk, chunk)
-              .map(batches, num_parallel_calls=tf.data.AUTOTUNE)
-              .unbatch()
-              .skip(start_step % chunk))
-    if augment:
-        stream = stream.map(augmented, num_parallel_calls=tf.data.AUTOTUNE)
-    return stream.prefetch(tf.data.AUTOTUNE)
+    def _augmented(self, images, labels, step):
+        step_seed = tf.stack([self._seed, step])
+        if 'flip' in self._augment:
+            images = tf.image.stateless_random_flip_left_right(images, step_seed)
+        if 'cutout' in self._augment:
+            images = _cutout(images, self._cutout_size, tf.random.experimental.stateless_fold_in(step_seed, 1))
+        return images, labels
 
 
 def eval_batches(examples: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     """Every example once in order, cached in memory after the first pass; last batch may be partial."""
     return (examples.cache().batch(batch_size)
-            .map(_as_batch, num_parallel_calls=tf.data.AUTOTUNE)
+            .map(lambda images, labels: (images, tf.cast(labels, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))

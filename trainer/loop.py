@@ -2,8 +2,9 @@
 
 The global step (an int64 tf.Variable) is the only clock: the optimizer's learning rate is
 `schedule(global_step)`, read before the step is applied, and the step is incremented after it, so the rate
-applied at step s is exactly schedule(s). Everything per step (forward, backward, update, the three
-summaries) happens inside one tf.function; Python runs once per call.
+applied at step s is exactly schedule(s); the batch of step s is `batches(s)` (trainer.data.TrainBatches),
+gathered in graph from the examples in memory. Everything per step (batch, forward, backward, update, the
+three summaries) happens inside one tf.function; Python runs once per call.
 """
 import keras
 import tensorflow as tf
@@ -29,20 +30,21 @@ def _correct(labels, logits):
 class Loop:
     """Training and evaluation functions for `model` under `strategy`.
 
-    `train(iterator, num_steps)` runs num_steps steps from a distributed iterator of (images, labels) global
-    batches and returns (mean loss, mean accuracy, last learning rate) of those steps as tensors.
+    `train(num_steps)` runs num_steps steps from the global step on, each on its batch `batches(step)`, and
+    returns (mean loss, mean accuracy, last learning rate) of those steps as tensors.
     `evaluate(iterator)` returns (loss, accuracy) over every example left in a distributed iterator of a
     finite dataset.
     """
 
-    def __init__(self, model, optimizer, strategy, global_step, writer, global_batch_size, jit_compile=False,
+    def __init__(self, model, optimizer, strategy, global_step, writer, batches, jit_compile=False,
                  on_nonfinite='stop'):
         self._model = model
         self._optimizer = optimizer
         self._strategy = strategy
         self._step = global_step
         self._writer = writer
-        self._batch = global_batch_size
+        self._batches = batches
+        self._batch = batches.batch_size
         self._loss_scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         with strategy.scope():
             self.guard = nonfinite.Guard(on_nonfinite)
@@ -64,6 +66,15 @@ class Loop:
                                check_gradients=not self._loss_scale)
         return loss, tf.reduce_sum(_correct(labels, logits)) / self._batch, bad
 
+    def _replica_share_step(self, images, labels):
+        """The step on this replica's contiguous share of the global batch (as tf.data's distribution splits it)."""
+        context = tf.distribute.get_replica_context()
+        if context.num_replicas_in_sync > 1:
+            share = self._batch // context.num_replicas_in_sync
+            first = context.replica_id_in_sync_group * share
+            images, labels = images[first:first + share], labels[first:first + share]
+        return self._replica_step(images, labels)
+
     def repeat_step(self, images, labels, num_steps):
         """The compiled training step applied num_steps times to one batch: no input pipeline, no summaries.
 
@@ -76,7 +87,7 @@ class Loop:
     def _repeat(self, images, labels, num_steps):
         loss, accuracy, bad_steps = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
         for _ in tf.range(num_steps):
-            loss, accuracy, bad = self._strategy.run(self._replica_step, args=(images, labels))
+            loss, accuracy, bad = self._strategy.run(self._replica_share_step, args=(images, labels))
             loss, accuracy = self._sum(loss), self._sum(accuracy)
             # Using the verdict keeps the step whole: unused, its finiteness check would be pruned from the graph.
             bad_steps += tf.cast(self._sum(bad) > 0.0, tf.float32)
@@ -86,7 +97,7 @@ class Loop:
     def _sum(self, per_replica):
         return self._strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-    def _train(self, iterator, num_steps):
+    def _train(self, num_steps):
         total_loss = tf.constant(0.0)
         total_accuracy = tf.constant(0.0)
         count = tf.constant(0.0)
@@ -94,11 +105,14 @@ class Loop:
         # The loop's condition, not a `break`, ends a call at a bad step under stop: autograph would wrap the
         # rest of the body in two conds per step.
         done, running = tf.constant(0, tf.int64), tf.constant(True)
+        # The step variable moves by one per step that continues the call (under stop, a bad step ends it), so
+        # step = first + done: the next batch depends on the loop counter alone and may be gathered early.
+        first = self._step.read_value()
         with self._writer.as_default():
             while tf.logical_and(running, done < num_steps):
-                step = self._step.read_value()
+                step = first + done
                 rate = tf.cast(self._optimizer.learning_rate, tf.float32)
-                loss, accuracy, bad = self._strategy.run(self._replica_step, args=next(iterator))
+                loss, accuracy, bad = self._strategy.run(self._replica_share_step, args=self._batches(step))
                 loss, accuracy, bad = self._sum(loss), self._sum(accuracy), self._sum(bad)
                 _scalar('learning_rate', rate, step)
                 _scalar('loss', loss, step)
