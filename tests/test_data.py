@@ -242,6 +242,7 @@ def test_the_batch_of_a_step_in_graph_is_the_streams(augment):
             assert step_images.dtype == tf.uint8 and step_labels.dtype == tf.int32
             np.testing.assert_array_equal(step_images.numpy(), stream_images)
             np.testing.assert_array_equal(step_labels.numpy(), stream_labels)
+    _assert_same([tuple(t.numpy() for t in batches(7))], _take(batches.dataset(7), 1))  # eagerly, a Python int
 
 
 def test_batches_follow_index_shuffle_of_seed_and_epoch():
@@ -296,7 +297,7 @@ def test_same_batches_in_another_process():
     assert np.array_equal(np.load(io.BytesIO(out.stdout)), _flat(_stream(100, 8, 11, 40, 3)))
 
 
-def test_train_batches_check_the_example_count():
+def test_batches_check_the_example_count():
     with pytest.raises(ValueError, match='num_examples=9'):
         data.TrainBatches(_examples(10), 9, 3, seed=0)
 

@@ -3,6 +3,7 @@ import glob
 import json
 import math
 import os
+import types
 
 import keras
 import numpy as np
@@ -434,6 +435,13 @@ def test_skip_finds_a_nonfinite_gradient_under_a_finite_loss_at_its_step(tmp_pat
     # The bright example is in one batch per epoch: two of the eight steps were skipped.
     iterations = checkpoint.get_tensor('optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE')
     assert int(iterations) == 8 - 2
+
+
+def test_a_batch_that_does_not_split_over_the_replicas_is_refused():
+    batches = data.TrainBatches(tiny_dataset(EXAMPLES, seed=1), EXAMPLES, BATCH, seed=0)
+    three_replicas = types.SimpleNamespace(num_replicas_in_sync=3)  # refused before anything else is touched
+    with pytest.raises(ValueError, match=f'batch size {BATCH} does not split evenly over 3 replicas'):
+        loop.Loop(None, None, three_replicas, None, None, batches)
 
 
 def test_calls_of_any_length_take_the_batches_in_order():

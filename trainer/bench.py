@@ -2,12 +2,15 @@
 
 Throughput: the seed's CNN on Fashion-MNIST, one batch size, optimizer and schedule for every contender:
   bare      the trainer's compiled step applied again and again to one batch in memory (the ceiling);
-  loop      the trainer as shipped (input pipeline, schedule, per-step summaries, checkpoints every 1000 steps);
-  fit       Keras model.fit with the same model, pipeline, optimizer, schedule and an accuracy metric;
+  loop      the trainer as shipped (batches gathered per step, schedule, per-step summaries, checkpoints every
+            1000 steps);
+  fit       Keras model.fit with the same model, batches (their tf.data stream), optimizer, schedule and an
+            accuracy metric;
   fit_fast  the same at steps_per_execution=50;
   eager     model.fit under tf.config.run_functions_eagerly(True), as the seed runs.
-Each contender is timed in windows of --steps steps, in alternating order, --repeats times; the median is
-reported. Every window builds its contender afresh (model, optimizer, compiled function) and leaves its
+Each contender is timed in windows of --steps steps, in rounds of rotating order, --repeats times; reported:
+the median per contender, their ratios, and the ratios within each round's windows with their median over
+rounds (steadier when the machine's speed drifts). Every window builds its contender afresh (model, optimizer, compiled function) and leaves its
 tracing and first steps out of the timing: one instance of the same code can run 10% faster or slower than
 another for its whole life, so a contender built once would be measured on one draw of that luck. Writes
 <out>/throughput.json and throughput.md.
@@ -136,6 +139,14 @@ def _timed_windows(windows, steps, repeats, eager_steps=None):
     return per_step
 
 
+def _paired_ratios(per_step):
+    """{'loop/<name>': median over rounds of (name's time / loop's time in that round)}: the loop's speed over each
+    contender's. The machine's speed drifts over minutes; the windows of one round are close in time, so ratios
+    within rounds are steadier than the ratio of the medians."""
+    return {f'loop/{name}': statistics.median(other / loop for other, loop in zip(times, per_step['loop'], strict=True))
+            for name, times in per_step.items() if name != 'loop'}
+
+
 def _median_windows(windows, steps, repeats, eager_steps=None):
     """Seconds per step of each contender: the median of its `repeats` windows."""
     return {name: statistics.median(values)
@@ -183,13 +194,10 @@ def throughput(out, batch_size, steps, repeats):
     ms = {name: 1000 * statistics.median(values) for name, values in per_step.items()}
     rate = {name: 1000 * batch_size / value for name, value in ms.items()}
     ratios = {f'loop/{name}': rate['loop'] / rate[name] for name in CONTENDERS if name != 'loop'}
-    # The machine's speed drifts over minutes; windows of one round are close in time, so the ratio within each
-    # round, then the median over rounds, is steadier than the ratio of the medians.
-    paired = {f'loop/{name}': statistics.median(other / loop_time for other, loop_time
-                                                in zip(per_step[name], per_step['loop']))
-              for name in CONTENDERS if name != 'loop'}
+    paired = _paired_ratios(per_step)
     schedule_ms = 1000 * _schedule_cost(setup.schedule)
     result = {'examples_per_sec': rate, 'ms_per_step': ms, 'ratios': ratios, 'paired_ratios': paired,
+              'window_ms_per_step': {name: [1000 * t for t in times] for name, times in per_step.items()},
               'batch_size': batch_size,
               'steps': steps, 'eager_steps': eager_steps, 'repeats': repeats,
               'schedule_ms_per_step': schedule_ms, 'schedule_share_of_loop_step': schedule_ms / ms['loop'],

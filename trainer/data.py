@@ -202,8 +202,9 @@ class TrainBatches:
         self._seed = tf.constant(seed, tf.int64)
 
     def __call__(self, step):
-        """The batch of `step` (a scalar int64 tensor), made on the host's CPU, where the examples are."""
+        """The batch of `step` (a scalar integer), made on the host's CPU, where the examples are."""
         with tf.device('/cpu:0'):
+            step = tf.cast(step, tf.int64)
             images, labels = self._gather(tf.reshape(step, [1]))
             return self._augmented(images[0], labels[0], step) if self._augment else (images[0], labels[0])
 

@@ -45,10 +45,13 @@ class Loop:
         self._writer = writer
         self._batches = batches
         self._batch = batches.batch_size
+        if self._batch % strategy.num_replicas_in_sync:
+            raise ValueError(f'batch size {self._batch} does not split evenly over {strategy.num_replicas_in_sync} '
+                             'replicas')
         self._loss_scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         with strategy.scope():
             self.guard = nonfinite.Guard(on_nonfinite)
-        # The summaries and the iterator cannot be XLA-compiled; the step itself can.
+        # The summaries and the gather from host memory cannot be XLA-compiled; the step itself can.
         self._replica_step = tf.function(self._replica_step, jit_compile=True) if jit_compile \
             else self._replica_step
         self.train = tf.function(self._train)
@@ -66,14 +69,18 @@ class Loop:
                                check_gradients=not self._loss_scale)
         return loss, tf.reduce_sum(_correct(labels, logits)) / self._batch, bad
 
-    def _replica_share_step(self, images, labels):
-        """The step on this replica's contiguous share of the global batch (as tf.data's distribution splits it)."""
-        context = tf.distribute.get_replica_context()
-        if context.num_replicas_in_sync > 1:
-            share = self._batch // context.num_replicas_in_sync
-            first = context.replica_id_in_sync_group * share
-            images, labels = images[first:first + share], labels[first:first + share]
-        return self._replica_step(images, labels)
+    def _shares(self, images, labels):
+        """The global batch as per-replica values: each replica's contiguous share (tf.data's distribution split
+        it so), sliced on the host, so only its share goes to each device."""
+        share = self._batch // self._strategy.num_replicas_in_sync
+
+        def replica_share(context):
+            first = context.replica_id_in_sync_group * share  # global in a cluster
+            return images[first:first + share], labels[first:first + share]
+        if share == self._batch:
+            return images, labels
+        with tf.device('/cpu:0'):
+            return self._strategy.experimental_distribute_values_from_function(replica_share)
 
     def repeat_step(self, images, labels, num_steps):
         """The compiled training step applied num_steps times to one batch: no input pipeline, no summaries.
@@ -86,8 +93,9 @@ class Loop:
     @tf.function
     def _repeat(self, images, labels, num_steps):
         loss, accuracy, bad_steps = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
+        shares = self._shares(images, labels)
         for _ in tf.range(num_steps):
-            loss, accuracy, bad = self._strategy.run(self._replica_share_step, args=(images, labels))
+            loss, accuracy, bad = self._strategy.run(self._replica_step, args=shares)
             loss, accuracy = self._sum(loss), self._sum(accuracy)
             # Using the verdict keeps the step whole: unused, its finiteness check would be pruned from the graph.
             bad_steps += tf.cast(self._sum(bad) > 0.0, tf.float32)
@@ -112,7 +120,7 @@ class Loop:
             while tf.logical_and(running, done < num_steps):
                 step = first + done
                 rate = tf.cast(self._optimizer.learning_rate, tf.float32)
-                loss, accuracy, bad = self._strategy.run(self._replica_share_step, args=self._batches(step))
+                loss, accuracy, bad = self._strategy.run(self._replica_step, args=self._shares(*self._batches(step)))
                 loss, accuracy, bad = self._sum(loss), self._sum(accuracy), self._sum(bad)
                 _scalar('learning_rate', rate, step)
                 _scalar('loss', loss, step)
