@@ -10,10 +10,10 @@ Throughput: the seed's CNN on Fashion-MNIST, one batch size, optimizer and sched
   eager     model.fit under tf.config.run_functions_eagerly(True), as the seed runs.
 Each contender is timed in windows of --steps steps, in rounds of rotating order, --repeats times; reported:
 the median per contender, their ratios, and the ratios within each round's windows with their median over
-rounds (steadier when the machine's speed drifts). Every window builds its contender afresh (model, optimizer, compiled function) and leaves its
-tracing and first steps out of the timing: one instance of the same code can run 10% faster or slower than
-another for its whole life, so a contender built once would be measured on one draw of that luck. Writes
-<out>/throughput.json and throughput.md.
+rounds (steadier when the machine's speed drifts). Every window builds its contender afresh (model,
+optimizer, compiled function) and leaves its tracing and first steps out of the timing: one instance of the
+same code can run 10% faster or slower than another for its whole life, so a contender built once would be
+measured on one draw of that luck. Writes <out>/throughput.json and throughput.md.
 
 --replicas times the trainer as shipped with 1 and 2 CPU replicas (the CPU split into two logical devices;
 one_device against mirrored) and writes <out>/replicas.json and replicas.md.
@@ -62,10 +62,9 @@ class _Setup:
     def __init__(self, batch_size, steps):
         self.batch_size = batch_size
         self.info = data.info('fashion_mnist')
-        self.examples = data.load('fashion_mnist', 'train')
-        self.num_examples = data.num_examples('fashion_mnist', 'train')
         self.schedule = schedule_flags.build('cosine_restarts', {}, run_steps=10 * steps)
-        self.batches = data.TrainBatches(self.examples, self.num_examples, batch_size, seed=0)
+        self.batches = data.TrainBatches(data.load('fashion_mnist', 'train'),
+                                         data.num_examples('fashion_mnist', 'train'), batch_size, seed=0)
 
 
 def _bare(setup):

@@ -73,12 +73,12 @@ class Loop:
         """The global batch as per-replica values: each replica's contiguous share (tf.data's distribution split
         it so), sliced on the host, so only its share goes to each device."""
         share = self._batch // self._strategy.num_replicas_in_sync
+        if share == self._batch:
+            return images, labels
 
         def replica_share(context):
             first = context.replica_id_in_sync_group * share  # global in a cluster
             return images[first:first + share], labels[first:first + share]
-        if share == self._batch:
-            return images, labels
         with tf.device('/cpu:0'):
             return self._strategy.experimental_distribute_values_from_function(replica_share)
 
