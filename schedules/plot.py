@@ -7,6 +7,7 @@ Every schedule parameter is a flag (see schedules.flags); unset lengths follow f
 import sys
 
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
 from schedules import flags as schedule_flags
@@ -14,6 +15,8 @@ from schedules import registry, validation
 
 # Curves longer than this are drawn from this many evenly spaced whole steps.
 MAX_POINTS = 1_000_000
+# ... or, for a schedule that takes one step at a time, this many.
+_SCALAR_POINTS = 2_000
 
 
 def curve(schedule, steps):
@@ -22,7 +25,15 @@ def curve(schedule, steps):
         x = np.arange(steps + 1, dtype=np.int64)
     else:
         x = np.unique(np.linspace(0, steps, MAX_POINTS).astype(np.int64))
-    return x, schedule(x).numpy()
+    try:
+        rates = np.asarray(schedule(x), dtype=np.float64)
+    except (TypeError, ValueError, tf.errors.OpError):
+        rates = None  # a schedule of one step at a time (a user's function)
+    if rates is None or rates.shape not in ((), x.shape):
+        # One eager call per point: a few thousand of them are enough to draw it.
+        x = np.unique(np.linspace(0, steps, min(len(x), _SCALAR_POINTS)).astype(np.int64))
+        rates = np.array([float(schedule(tf.constant(step, tf.int64))) for step in x])
+    return x, np.broadcast_to(rates, x.shape)
 
 
 def figure(named, steps, log_scale=False, title=None):

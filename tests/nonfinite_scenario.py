@@ -15,7 +15,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from trainer import data, distribute, loop, optimizers  # noqa: E402
+from trainer import data, distribute, loop, optimizers, task  # noqa: E402
 
 BATCH, STEPS, BAD_STEP = 4, 6, 3
 
@@ -32,7 +32,8 @@ def main(mode, cpu_devices):
     order = data.TrainBatches(tf.data.Dataset.from_tensor_slices((images, np.arange(BATCH * STEPS))),
                               BATCH * STEPS, BATCH, seed=0)
     images[int(order(tf.constant(BAD_STEP, tf.int64))[1][0]), 0] = np.nan
-    batches = data.TrainBatches(tf.data.Dataset.from_tensor_slices((images, labels)), BATCH * STEPS, BATCH, seed=0)
+    examples = tf.data.Dataset.from_tensor_slices((images, labels))
+    batches = data.TrainBatches(examples, BATCH * STEPS, BATCH, seed=0)
     with strategy.scope():
         keras.utils.set_random_seed(1)
         # tanh, not relu: oneDNN's fused matmul + relu maps NaN to 0, and the bad step's loss would be finite
@@ -40,12 +41,16 @@ def main(mode, cpu_devices):
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation='tanh'), keras.layers.Dense(2)])
         step = tf.Variable(0, dtype=tf.int64, trainable=False)
         optimizer = optimizers.build('adam', lambda: 0.01)
+        task.compile_for_run(model, optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                             metrics=['accuracy'])
+        task.check(model, examples, examples.element_spec)
         optimizer.build(model.trainable_variables)
     trainer_loop = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), batches,
                              on_nonfinite=mode)
     trainer_loop.train(tf.constant(BAD_STEP, tf.int64))
     before = _state(model, optimizer)
-    loss, _, _ = trainer_loop.train(tf.constant(STEPS - BAD_STEP, tf.int64))
+    means, _ = trainer_loop.train(tf.constant(STEPS - BAD_STEP, tf.int64))
+    loss = means['loss']
     result = {'replicas': strategy.num_replicas_in_sync, 'global_step': int(step.numpy()),
               'iterations': int(optimizer.iterations.numpy()), 'counts': trainer_loop.guard.counts(),
               'mean_loss': float(loss), 'before_bad': before, 'after_bad': None}

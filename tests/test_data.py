@@ -1,4 +1,5 @@
-"""Tests of trainer.data: tfds loading, Debian Fashion-MNIST, and step-indexed batches."""
+"""Tests of trainer.tfds_data (tfds loading, Debian Fashion-MNIST), trainer.data (step-indexed batches of any
+nest) and trainer.augment."""
 import gzip
 import io
 import os
@@ -11,7 +12,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from trainer import data, fashion_mnist
+from trainer import augment as augment_lib
+from trainer import config as config_lib
+from trainer import data, fashion_mnist, tfds_data
 
 DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
 MOCK_EXAMPLES = 8
@@ -55,19 +58,19 @@ def offline(monkeypatch):
 
 def test_info_comes_from_the_tfds_features(tmp_path):
     with _mock_prepared('mnist', tmp_path, {'train': 60, 'test': 20}):
-        assert data.info('mnist', str(tmp_path)) == data.DatasetInfo(
+        assert tfds_data.info('mnist', str(tmp_path)) == tfds_data.DatasetInfo(
             'mnist', (28, 28, 1), 10, tuple(str(i) for i in range(10)))
     with _mock_prepared('cifar10', tmp_path, {'train': 50, 'test': 10}):
-        cifar = data.info('cifar10', str(tmp_path))
+        cifar = tfds_data.info('cifar10', str(tmp_path))
         assert cifar.image_shape == (32, 32, 3) and cifar.num_classes == 10
 
 
 def test_prepared_tfds_dataset_sizes_and_examples(tmp_path):
     with _mock_prepared('mnist', tmp_path, {'train': 60, 'test': 20}):
-        assert data.num_examples('mnist', 'train', str(tmp_path)) == 60
-        assert data.num_examples('mnist', 'train[:25%]', str(tmp_path)) == 60 // 4
-        assert data.num_examples('mnist', 'train[10:]+test[:5]', str(tmp_path)) == 50 + 5
-        examples = data.load('mnist', 'test[:3]', str(tmp_path))
+        assert tfds_data.num_examples('mnist', 'train', str(tmp_path)) == 60
+        assert tfds_data.num_examples('mnist', 'train[:25%]', str(tmp_path)) == 60 // 4
+        assert tfds_data.num_examples('mnist', 'train[10:]+test[:5]', str(tmp_path)) == 50 + 5
+        examples = tfds_data.load('mnist', 'test[:3]', str(tmp_path))
         assert examples.element_spec == (tf.TensorSpec([28, 28, 1], tf.uint8),
                                          tf.TensorSpec([], tf.int64))
         labels = [int(label) for _, label in examples]
@@ -78,7 +81,7 @@ def test_prepared_tfds_dataset_sizes_and_examples(tmp_path):
 @pytest.mark.parametrize('split', ['tes', 'validation', 'train[:5', 'train[:200%]', 'test[:21]'])
 def test_bad_split_strings(tmp_path, split):
     with _mock_prepared('mnist', tmp_path, {'train': 60, 'test': 20}):
-        for call in (data.num_examples, data.load):
+        for call in (tfds_data.num_examples, tfds_data.load):
             with pytest.raises(data.DataError) as excinfo:
                 call('mnist', split, str(tmp_path))
             _one_line_error(excinfo, '--train_split/--eval_split', repr(split))
@@ -86,19 +89,19 @@ def test_bad_split_strings(tmp_path, split):
 
 def test_unknown_dataset(tmp_path):
     with pytest.raises(data.DataError) as excinfo:
-        data.info('no_such_dataset', str(tmp_path))
+        tfds_data.info('no_such_dataset', str(tmp_path))
     _one_line_error(excinfo, '--dataset=no_such_dataset', 'fashion_mnist')
 
 
 def test_dataset_without_images(tmp_path):
     with pytest.raises(data.DataError) as excinfo:
-        data.info('imdb_reviews', str(tmp_path))
+        tfds_data.info('imdb_reviews', str(tmp_path))
     _one_line_error(excinfo, '--dataset=imdb_reviews', 'image-classification')
 
 
 def test_unprepared_dataset_offline(tmp_path, offline):
     with pytest.raises(data.DataError) as excinfo:
-        data.load('mnist', 'train', str(tmp_path))
+        tfds_data.load('mnist', 'train', str(tmp_path))
     _one_line_error(excinfo, '--dataset=mnist', '--data_dir', str(tmp_path), 'ConnectionError')
 
 
@@ -114,33 +117,33 @@ def debian_files():
 
 def test_real_fashion_mnist(tmp_path, debian_files):
     data_dir = str(tmp_path)
-    assert data.num_examples('fashion_mnist', 'train', data_dir) == 60_000
-    assert data.num_examples('fashion_mnist', 'test', data_dir) == 10_000
-    assert data.num_examples('fashion_mnist', 'train[:5%]', data_dir) == 3_000
-    examples = data.load('fashion_mnist', 'test[:100]', data_dir)
+    assert tfds_data.num_examples('fashion_mnist', 'train', data_dir) == 60_000
+    assert tfds_data.num_examples('fashion_mnist', 'test', data_dir) == 10_000
+    assert tfds_data.num_examples('fashion_mnist', 'train[:5%]', data_dir) == 3_000
+    examples = tfds_data.load('fashion_mnist', 'test[:100]', data_dir)
     assert examples.element_spec == (tf.TensorSpec([28, 28, 1], tf.uint8),
                                      tf.TensorSpec([], tf.int64))
     images, labels = next(iter(examples.batch(1000)))
     assert images.shape == (100, 28, 28, 1) and labels.shape == (100,)
     assert labels[0] == 9  # the first test image is an ankle boot
-    _, all_labels = next(iter(data.load('fashion_mnist', 'test', data_dir).batch(10_000)))
+    _, all_labels = next(iter(tfds_data.load('fashion_mnist', 'test', data_dir).batch(10_000)))
     assert np.array_equal(labels, all_labels[:100])
     assert np.array_equal(np.bincount(all_labels), [1000] * 10)  # balanced: 1000 per class
-    _, ends = next(iter(data.load('fashion_mnist', 'test[:2]+test[-2:]', data_dir).batch(4)))
+    _, ends = next(iter(tfds_data.load('fashion_mnist', 'test[:2]+test[-2:]', data_dir).batch(4)))
     assert np.array_equal(ends, np.concatenate([all_labels[:2], all_labels[-2:]]))
-    assert data.info('fashion_mnist', data_dir).class_names[9] == 'Ankle boot'
+    assert tfds_data.info('fashion_mnist', data_dir).class_names[9] == 'Ankle boot'
     assert not any(tmp_path.iterdir())  # read in place, nothing written
 
 
 def test_prepared_fashion_mnist_wins_over_debian(tmp_path):
     with _mock_prepared('fashion_mnist', tmp_path, {'train': 30, 'test': 10}):
-        assert data.num_examples('fashion_mnist', 'train', str(tmp_path)) == 30
+        assert tfds_data.num_examples('fashion_mnist', 'train', str(tmp_path)) == 30
 
 
 def test_fashion_mnist_missing_everywhere(tmp_path, monkeypatch, offline):
     monkeypatch.setattr(fashion_mnist, 'DEBIAN_DIR', str(tmp_path / 'absent'))
     with pytest.raises(data.DataError) as excinfo:
-        data.num_examples('fashion_mnist', 'train', str(tmp_path))
+        tfds_data.num_examples('fashion_mnist', 'train', str(tmp_path))
     _one_line_error(excinfo, '--dataset=fashion_mnist', 'apt-get install dataset-fashion-mnist')
 
 
@@ -173,7 +176,7 @@ def test_corrupt_debian_file(tmp_path, monkeypatch, debian_files, damage, name, 
     damage(copy / name)
     monkeypatch.setattr(fashion_mnist, 'DEBIAN_DIR', str(copy))
     with pytest.raises(data.DataError) as excinfo:
-        data.load('fashion_mnist', 'test[:10]', str(tmp_path / 'data'))
+        tfds_data.load('fashion_mnist', 'test[:10]', str(tmp_path / 'data'))
     _one_line_error(excinfo, '--dataset=fashion_mnist', str(copy / name), message,
                     'apt-get install --reinstall dataset-fashion-mnist')
 
@@ -191,6 +194,10 @@ def _take(batches, count):
     return [(images.numpy(), labels.numpy()) for images, labels in batches.take(count)]
 
 
+def _batches(examples, n, batch_size, seed, augment=(), cutout_size=8):
+    return data.TrainBatches(examples, n, batch_size, seed, transform=augment_lib.transform(augment, cutout_size))
+
+
 def _stream(n, batch_size, seed, start_step, count):
     return _take(data.TrainBatches(_examples(n), n, batch_size, seed).dataset(start_step), count)
 
@@ -204,7 +211,7 @@ def _assert_same(a, b):
 def test_train_batch_types_and_pairs():
     (images, labels), = _stream(10, 3, seed=1, start_step=0, count=1)
     assert images.dtype == np.uint8 and images.shape == (3, 2, 2, 1)  # as stored: the model casts
-    assert labels.dtype == np.int32 and labels.shape == (3,)
+    assert labels.dtype == np.int64 and labels.shape == (3,)  # as stored too
     assert np.array_equal(images[:, 0, 0, 0], 2.0 * labels)  # raw values, pairs intact
 
 
@@ -232,14 +239,14 @@ def test_the_batch_of_a_step_in_graph_is_the_streams(augment):
     """The loop's batches(step), in a tf.function, equals the dataset's element for that step."""
     n = 40
     images = np.random.default_rng(0).integers(1, 256, size=(n, 6, 6, 1), dtype=np.uint8)
-    batches = data.TrainBatches(tf.data.Dataset.from_tensor_slices((images, np.arange(n))), n, 8, seed=5,
-                                augment=augment, cutout_size=3)
+    batches = _batches(tf.data.Dataset.from_tensor_slices((images, np.arange(n))), n, 8, seed=5,
+                       augment=augment, cutout_size=3)
     in_graph = tf.function(batches)
     for start in (0, 3, 77, 3 * 10**9):  # more than one chunk of the stream, epoch ends, far away
         stream = _take(batches.dataset(start), 40)
         for i, (stream_images, stream_labels) in enumerate(stream):
             step_images, step_labels = in_graph(tf.constant(start + i, tf.int64))
-            assert step_images.dtype == tf.uint8 and step_labels.dtype == tf.int32
+            assert step_images.dtype == tf.uint8 and step_labels.dtype == tf.int64
             np.testing.assert_array_equal(step_images.numpy(), stream_images)
             np.testing.assert_array_equal(step_labels.numpy(), stream_labels)
     _assert_same([tuple(t.numpy() for t in batches(7))], _take(batches.dataset(7), 1))  # eagerly, a Python int
@@ -308,7 +315,7 @@ def test_eval_batches_cover_everything_once():
         taken = _take(batches, -1)
         assert [len(labels) for _, labels in taken] == [4, 4, 2]
         labels = np.concatenate([labels for _, labels in taken])
-        assert labels.dtype == np.int32 and np.array_equal(labels, np.arange(10))
+        assert labels.dtype == np.int64 and np.array_equal(labels, np.arange(10))
         images = np.concatenate([images for images, _ in taken])
         assert images.dtype == np.uint8 and np.array_equal(images[:, 1, 1, 0], 2 * labels)
 
@@ -319,8 +326,8 @@ def test_augment_mirrors_images_as_a_function_of_the_step():
     images = (labels[:, None, None, None] + 64 * np.arange(3)[None, None, :, None]).astype(np.uint8)
     examples = tf.data.Dataset.from_tensor_slices((np.broadcast_to(images, (n, 2, 3, 1)), labels))
     plain = _take(data.TrainBatches(examples, n, 16, seed=3).dataset(), 8)
-    augmented = _take(data.TrainBatches(examples, n, 16, seed=3, augment=('flip',)).dataset(), 8)
-    resumed = _take(data.TrainBatches(examples, n, 16, seed=3, augment=('flip',)).dataset(start_step=5), 3)
+    augmented = _take(_batches(examples, n, 16, seed=3, augment=('flip',)).dataset(), 8)
+    resumed = _take(_batches(examples, n, 16, seed=3, augment=('flip',)).dataset(start_step=5), 3)
     _assert_same(resumed, augmented[5:])
     flipped = 0
     for (images_a, labels_a), (images_p, labels_p) in zip(augmented, plain):
@@ -351,9 +358,9 @@ def test_cutout_zeros_one_clipped_square_in_about_half_the_images():
     images = np.full((n, side, side, 1), 200, np.uint8)
     examples = tf.data.Dataset.from_tensor_slices((images, labels))
     plain = _take(data.TrainBatches(examples, n, 16, seed=3).dataset(), 16)
-    augmented = _take(data.TrainBatches(examples, n, 16, seed=3, augment=('cutout',), cutout_size=size).dataset(), 16)
-    _assert_same(_take(data.TrainBatches(examples, n, 16, seed=3, augment=('cutout',),
-                                         cutout_size=size).dataset(start_step=7), 3), augmented[7:10])
+    augmented = _take(_batches(examples, n, 16, seed=3, augment=('cutout',), cutout_size=size).dataset(), 16)
+    _assert_same(_take(_batches(examples, n, 16, seed=3, augment=('cutout',),
+                                cutout_size=size).dataset(start_step=7), 3), augmented[7:10])
     boxes = [box for box in _zeroed_boxes([a for a, _ in augmented], [p for p, _ in plain]) if box is not None]
     assert 256 * 0.35 < len(boxes) < 256 * 0.65  # probability 1/2 over 256 images
     full = 0
@@ -372,9 +379,44 @@ def test_flip_then_cutout_and_unknown_names():
     n = 32
     images = np.random.default_rng(0).integers(1, 256, size=(n, 6, 6, 1), dtype=np.uint8)
     examples = tf.data.Dataset.from_tensor_slices((images, np.zeros(n, np.int64)))
-    flipped = _take(data.TrainBatches(examples, n, 8, seed=1, augment=('flip',)).dataset(), 4)
-    both = _take(data.TrainBatches(examples, n, 8, seed=1, augment=('flip', 'cutout'), cutout_size=3).dataset(), 4)
+    flipped = _take(_batches(examples, n, 8, seed=1, augment=('flip',)).dataset(), 4)
+    both = _take(_batches(examples, n, 8, seed=1, augment=('flip', 'cutout'), cutout_size=3).dataset(), 4)
     boxes = _zeroed_boxes([b for b, _ in both], [f for f, _ in flipped])
     assert any(boxes) and not all(boxes)
-    with pytest.raises(ValueError, match="augment='blur' is not one of: flip, cutout"):
-        data.TrainBatches(examples, n, 8, seed=1, augment=('blur',))
+    with pytest.raises(config_lib.ConfigError, match="augment='blur' is not one of: flip, cutout"):
+        config_lib.Config(model_dir='never', augment=('blur',))
+
+
+def test_batches_of_any_nest_and_dtype_keep_values_dtypes_and_rows_together():
+    """Dict features of several dtypes, dict labels and sample weights: every leaf gathered by the same rows."""
+    n = 24
+    rows = np.arange(n)
+    features = {'ids': (rows[:, None] * 1000 + np.arange(3)).astype(np.int32),  # above 255: nothing truncated
+                'values': rows[:, None].astype(np.float64) / 7, 'name': np.array([f'row{i}' for i in rows])}
+    labels = {'kind': rows.astype(np.int64), 'score': rows.astype(np.float32) / 2}
+    examples = tf.data.Dataset.from_tensor_slices((features, labels, rows.astype(np.float32)))
+    batches = data.TrainBatches(examples, n, 5, seed=2)
+    in_graph = tf.function(batches)
+    for step, streamed in zip(range(9), batches.dataset()):
+        batch = in_graph(tf.constant(step, tf.int64))
+        for got, want in zip(tf.nest.flatten(batch), tf.nest.flatten(streamed)):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+        (got_features, got_labels, weights) = batch
+        picked = got_labels['kind'].numpy()
+        assert got_features['ids'].dtype == tf.int32 and got_features['values'].dtype == tf.float64
+        np.testing.assert_array_equal(got_features['ids'].numpy(), features['ids'][picked])
+        np.testing.assert_array_equal(got_features['values'].numpy(), features['values'][picked])
+        assert [v.decode() for v in got_features['name'].numpy()] == [f'row{i}' for i in picked]
+        np.testing.assert_array_equal(weights.numpy(), picked.astype(np.float32))
+        np.testing.assert_array_equal(got_labels['score'].numpy(), picked / 2)
+
+
+def test_augment_checks_what_it_transforms():
+    images = tf.TensorSpec([6, 6, 1], tf.uint8)
+    augment_lib.check(('flip', 'cutout'), 6, images)
+    with pytest.raises(ValueError, match=r'^--cutout_size=7 is larger than the images \(6x6\)$'):
+        augment_lib.check(('cutout',), 7, images)
+    with pytest.raises(ValueError, match=r'^--augment=flip transforms images \[H, W, C\]; the features are'):
+        augment_lib.check(('flip',), 8, {'ids': tf.TensorSpec([5], tf.int32)})
+    assert augment_lib.transform((), 8) is None

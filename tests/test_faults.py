@@ -24,6 +24,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.backend.event_processing import plugin_event_accumulator as accumulator
 
+from trainer import recovery
 from test_trainer_support import (REPO, checkpoint_values, get_json, main_in_process, run_main, scalars,
                                   tensorboard)
 
@@ -532,7 +533,7 @@ BAD = [
     (['--seed=-1'], '--seed=-1 must be a whole number >= 0'),
     (['--augment=flip,blur'], "--augment='blur' is not one of: flip, cutout"),
     (['--augment=cutout', '--cutout_size=0'], '--cutout_size=0 must be a whole number >= 1'),
-    (['--augment=cutout', '--cutout_size=29'], '--cutout_size=29 is larger than the fashion_mnist images (28x28)'),
+    (['--augment=cutout', '--cutout_size=29'], '--cutout_size=29 is larger than the images (28x28)'),
     (['--optimizer=sgd', '--momentum=1.5'], '--momentum=1.5 must be a number in [0, 1)'),
     (['--weight_decay=-0.1'], '--weight_decay=-0.1 must be a finite number >= 0'),
     (['--ema_momentum=1'], '--ema_momentum=1.0 must be a number in (0, 1)'),
@@ -600,3 +601,28 @@ def test_bad_flags_end_the_same_as_separate_processes(base, bad_runs):
         in_process = bad_runs[index]
         assert (status, out, line, last, written) == (in_process[0], in_process[1], error_line(in_process[2]),
                                                       True, False), BAD[index][0]
+
+
+def test_the_default_relative_model_dir_resumes_without_a_false_warning(tmp_path, monkeypatch):
+    # The CLI's default --model_dir is relative (runs/<dataset>-<model>-<schedule>): run it twice from a folder.
+    (tmp_path / 'data').mkdir()
+    args = [sys.executable, '-m', 'trainer.main', '--data_dir=data', '--train_split=train[:64]', '--eval_split=',
+            '--model=mlp', '--batch_size=16', '--train_steps=8', '--checkpoint_steps=4']
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO)
+    first = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    model_dir = tmp_path / 'runs' / 'fashion_mnist-mlp-cosine_restarts'
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith('ckpt-8')
+    # A run stopped after its checkpoint of step 4: the latest checkpoint path in the state file is relative.
+    tf.compat.v1.train.update_checkpoint_state(str(model_dir), 'ckpt-4', all_model_checkpoint_paths=['ckpt-4'])
+    for name in glob.glob(str(model_dir / 'ckpt-8.*')):
+        os.remove(name)
+    with monkeypatch.context() as inside:
+        inside.chdir(tmp_path)  # each checkpoint once, under the path the state file and the folder agree on
+        assert recovery._checkpoints('runs/fashion_mnist-mlp-cosine_restarts') == [
+            'runs/fashion_mnist-mlp-cosine_restarts/ckpt-4']
+    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert 'unreadable' not in again.stderr and 'skipped' not in again.stderr, again.stderr[-2000:]
+    assert 'resuming runs/fashion_mnist-mlp-cosine_restarts at step 4/8' in again.stdout
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith('ckpt-8')

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import schedules
 import trainer
-from trainer import data, experiment, faults, loop, models, optimizers
+from trainer import data, experiment, faults, loop, models, optimizers, task, tfds_data
 from trainer.config import Config, ConfigError
 from test_trainer_support import scalars, tags, tiny_dataset
 
@@ -21,6 +21,13 @@ STEPS_PER_EPOCH = EXAMPLES // BATCH
 TOTAL = EPOCHS * STEPS_PER_EPOCH
 # Restarts inside the run: cycles start at steps 0, 7, 17.5 and 33.25.
 RESTARTS = dict(initial_lr=0.01, min_lr=0.001, warmup_steps=2, cycle_steps=7, cycle_multiplier=1.5)
+
+
+def _ready(model, optimizer, examples):
+    """What the controller does before a Loop: compile with the optimizer, build the metrics on two examples."""
+    task.compile_for_run(model, optimizer)
+    task.check(model, examples, examples.element_spec)
+    optimizer.build(model.trainable_variables)
 
 
 def reference_cosine_restarts(step, initial_lr, min_lr, warmup_steps, cycle_steps, cycle_multiplier):
@@ -122,14 +129,14 @@ def test_rerun_of_a_finished_run_trains_nothing(finished):
 
 
 def test_no_retracing_after_the_first_call(tmp_path):
-    info = data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
+    info = tfds_data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
     strategy = tf.distribute.OneDeviceStrategy('/cpu:0')
     schedule = schedules.get('cosine', initial_lr=0.01, min_lr=0.0, warmup_steps=3, total_steps=40)
     with strategy.scope():
         model = models.build('mlp', info)
         step = tf.Variable(0, dtype=tf.int64)
         optimizer = optimizers.build('sgd', lambda: schedule(step))
-        optimizer.build(model.trainable_variables)
+        _ready(model, optimizer, tiny_dataset(EXAMPLES, seed=1))
     writer = tf.summary.create_file_writer(str(tmp_path))
     batches = data.TrainBatches(tiny_dataset(EXAMPLES, seed=1), EXAMPLES, BATCH, seed=0)
     steps = loop.Loop(model, optimizer, strategy, step, writer, batches)
@@ -145,25 +152,25 @@ def test_no_retracing_after_the_first_call(tmp_path):
 @pytest.mark.parametrize('mode', ['stop', 'skip'])
 def test_repeat_step_runs_the_whole_step_with_its_finiteness_check(mode):
     """trainer.bench's ceiling: the replica step as the loop runs it, its non-finite verdict included."""
-    info = data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
+    info = tfds_data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
     strategy = tf.distribute.OneDeviceStrategy('/cpu:0')
     with strategy.scope():
         model = models.build('mlp', info)
         step = tf.Variable(0, dtype=tf.int64)
         optimizer = optimizers.build('sgd', lambda: tf.constant(0.01))
-        optimizer.build(model.trainable_variables)
+        _ready(model, optimizer, tiny_dataset(EXAMPLES, seed=1))
     batches = data.TrainBatches(tiny_dataset(EXAMPLES, seed=1), EXAMPLES, BATCH, seed=0)
     steps = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), batches,
                       on_nonfinite=mode)
-    images = tf.random.stateless_uniform([BATCH, 8, 8, 1], seed=[1, 2], maxval=255.0)
-    labels = tf.constant([0, 1] * (BATCH // 2), tf.int32)
-    loss, accuracy, bad = steps.repeat_step(images, labels, 4)
-    assert np.isfinite(float(loss)) and 0.0 <= float(accuracy) <= 1.0 and float(bad) == 0.0
+    images = tf.cast(tf.random.stateless_uniform([BATCH, 8, 8, 1], seed=[1, 2], maxval=255.0), tf.uint8)
+    labels = tf.constant([0, 1] * (BATCH // 2), tf.int64)
+    values, bad = steps.repeat_step((images, labels), 4)
+    assert np.isfinite(float(values['loss'])) and 0.0 <= float(values['accuracy']) <= 1.0 and float(bad) == 0.0
     assert int(step.numpy()) == 4 and int(optimizer.iterations.numpy()) == 4
 
     model.layers[-1].bias.assign([float('nan')] * 2)  # a non-finite loss (and gradients) at every step
     before = [v.numpy() for v in model.trainable_variables]
-    _, _, bad = steps.repeat_step(images, labels, 3)
+    _, bad = steps.repeat_step((images, labels), 3)
     assert float(bad) == 3.0  # the check ran at every step (under stop, bench's mode, nothing else uses it)
     assert int(step.numpy()) == 7
     if mode == 'skip':
@@ -175,12 +182,14 @@ def test_repeat_step_runs_the_whole_step_with_its_finiteness_check(mode):
 
 
 def test_any_keras_model_and_a_constant_rate(tmp_path):
-    def small_cnn(info):
-        inputs = keras.Input(info.image_shape)
+    def small_cnn(spec):
+        inputs = keras.Input(spec[0].shape, dtype=spec[0].dtype)
         x = keras.layers.Rescaling(1 / 255)(inputs)
         x = keras.layers.Conv2D(4, 3, activation='relu')(x)
         x = keras.layers.GlobalAveragePooling2D()(x)
-        return keras.Model(inputs, keras.layers.Dense(info.num_classes)(x))
+        model = keras.Model(inputs, keras.layers.Dense(2)(x))
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
 
     result = trainer.train(small_cnn, tiny_dataset(32, seed=4), schedule=0.05, model_dir=str(tmp_path),
                            batch_size=8, train_steps=6, optimizer='sgd', interactive=False)
@@ -190,7 +199,7 @@ def test_any_keras_model_and_a_constant_rate(tmp_path):
 
 
 def test_a_built_keras_model_on_one_device(tmp_path):
-    info = data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
+    info = tfds_data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
     model = models.build('mlp', info)
     result = trainer.train(model, tiny_dataset(32, seed=5), schedule=0.01, model_dir=str(tmp_path), batch_size=8,
                            train_steps=4, interactive=False)
@@ -402,10 +411,10 @@ def _bright_examples():
     return examples, bright
 
 
-def _nan_gradient_model(info):
-    inputs = keras.Input(info.image_shape)
+def _nan_gradient_model(spec):
+    inputs = keras.Input(spec[0].shape)
     x = _NaNGradientForBrightPixels(name='nan_gradient')(inputs)
-    return keras.Model(inputs, keras.layers.Dense(info.num_classes)(keras.layers.Flatten()(x)))
+    return models.compile_classifier(keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x))))
 
 
 def test_stop_at_a_nonfinite_gradient_under_a_finite_loss(tmp_path):
@@ -446,7 +455,7 @@ def test_a_batch_that_does_not_split_over_the_replicas_is_refused():
 
 def test_calls_of_any_length_take_the_batches_in_order():
     # A call takes exactly its steps' batches: split into calls or not, a run is the same.
-    info = data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
+    info = tfds_data.DatasetInfo('tiny', (8, 8, 1), 2, ('0', '1'))
     batches = data.TrainBatches(tiny_dataset(EXAMPLES, seed=1), EXAMPLES, BATCH, seed=0)
 
     def run(calls):
@@ -455,7 +464,7 @@ def test_calls_of_any_length_take_the_batches_in_order():
         model = models.build('mlp', info)
         step = tf.Variable(0, dtype=tf.int64)
         optimizer = optimizers.build('sgd', lambda: tf.constant(0.01))
-        optimizer.build(model.trainable_variables)
+        _ready(model, optimizer, tiny_dataset(EXAMPLES, seed=1))
         steps = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), batches)
         for n in calls:
             steps.train(tf.constant(n, tf.int64))

@@ -78,7 +78,9 @@ def test_resumed_run_logs_the_same_curve(uninterrupted, resumed):
 def test_finished_run_says_so_and_exits_0(dirs, uninterrupted):
     again = finished(*common(dirs / 'data', uninterrupted))
     assert 'already finished at step' in again.stdout
-    assert 'eval accuracy: final' in again.stdout
+    evaluations = json.loads(open(os.path.join(uninterrupted, 'evaluations.json')).read())
+    final = evaluations[-1]
+    assert f'eval: final loss {final["loss"]:.4f}, accuracy {final["accuracy"]:.4f}; best loss' in again.stdout
 
 
 def _files(model_dir):

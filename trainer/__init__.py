@@ -1,4 +1,5 @@
 """stepwise's trainer: `python -m trainer.main`, or `trainer.train(...)` from Python (see trainer.api)."""
+import importlib
 
 
 def __getattr__(name):
@@ -6,4 +7,7 @@ def __getattr__(name):
     if name == 'train':
         from trainer.api import train
         return train
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    try:
+        return importlib.import_module(f'{__name__}.{name}')
+    except ModuleNotFoundError:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}') from None

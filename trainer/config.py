@@ -6,7 +6,8 @@ only this. Errors are ConfigError with a one-line message naming the flag (`--na
 import dataclasses
 import math
 
-from trainer import data, nonfinite, optimizers
+from trainer import augment as augment_lib
+from trainer import nonfinite, optimizers
 
 # Schedule lengths that may be given in epochs, as {epoch parameter: step parameter}.
 EPOCH_PARAMETERS = {
@@ -33,9 +34,12 @@ class ConfigError(ValueError):
 class Config:
     """Everything that defines a run.
 
-    `model`, `dataset` and `schedule` are registry names (or, from the Python API, descriptions of the objects
-    passed); trainer.experiment checks them. `schedule_params` maps the schedule parameters (and their
-    *_epochs variants) that were set to their values; unset ones are derived from the run's length.
+    `model`, `dataset`, `schedule` and `optimizer` are registry names (or, from the Python API, descriptions of
+    the objects passed); trainer.experiment checks them. `schedule_params` maps the schedule parameters (and
+    their *_epochs variants) that were set to their values; unset ones are derived from the run's length. For
+    a schedule, optimizer, loss or metrics object from the Python API, `schedule_params`, `optimizer_params`,
+    `loss` and `metrics` hold what identifies it (its config; a schedule's rates at probe steps), so that a
+    resume compares what they compute.
     """
     model_dir: str
     dataset: str = 'fashion_mnist'
@@ -44,13 +48,16 @@ class Config:
     eval_split: str = 'test'
     model: str = 'cnn'
     optimizer: str = 'adam'
+    optimizer_params: tuple[tuple[str, object], ...] = ()  # an optimizer instance's config (Python API)
+    loss: object = None  # the user's loss and metrics, described (Python API); None: the built-in task's
+    metrics: object = None
     momentum: float = 0.9
     weight_decay: float | None = None
     ema_momentum: float | None = None  # evaluate and export a moving average of the weights
     schedule: str = 'cosine_restarts'
     schedule_params: tuple[tuple[str, object], ...] = ()
     batch_size: int = 32
-    augment: tuple[str, ...] = ()  # names from trainer.data.AUGMENTATIONS
+    augment: tuple[str, ...] = ()  # names from trainer.augment.NAMES
     cutout_size: int = 8
     epochs: float | None = None  # DEFAULT_EPOCHS when neither epochs nor train_steps is given
     train_steps: int | None = None
@@ -73,12 +80,12 @@ class Config:
         augment = self.augment.split(',') if isinstance(self.augment, str) else self.augment
         if not isinstance(augment, (list, tuple)):
             raise ConfigError(f'--augment={self.augment!r} must be a list of names from: '
-                              f'{", ".join(data.AUGMENTATIONS)}')
+                              f'{", ".join(augment_lib.NAMES)}')
         for name in augment:
-            if name and name not in data.AUGMENTATIONS:
-                raise ConfigError(f'--augment={name!r} is not one of: {", ".join(data.AUGMENTATIONS)}')
+            if name and name not in augment_lib.NAMES:
+                raise ConfigError(f'--augment={name!r} is not one of: {", ".join(augment_lib.NAMES)}')
         # The order they are applied in, whatever order they were given in: one spelling per run in config.json.
-        object.__setattr__(self, 'augment', tuple(name for name in data.AUGMENTATIONS if name in augment))
+        object.__setattr__(self, 'augment', tuple(name for name in augment_lib.NAMES if name in augment))
         _positive_int('batch_size', self.batch_size)
         _positive_int('cutout_size', self.cutout_size)
         _positive_int('steps_per_loop', self.steps_per_loop)
@@ -96,7 +103,8 @@ class Config:
             raise ConfigError(f'--epochs={self.epochs!r} must be a finite number > 0')
         if self.train_steps is not None:
             _positive_int('train_steps', self.train_steps)
-        if self.optimizer not in optimizers.names():
+        object.__setattr__(self, 'optimizer_params', tuple(sorted(dict(self.optimizer_params).items())))
+        if not self.optimizer_params and self.optimizer not in optimizers.names():
             raise ConfigError(f'--optimizer={self.optimizer!r} is not one of: {", ".join(optimizers.names())}')
         if not (_is_number(self.momentum) and 0 <= self.momentum < 1):
             raise ConfigError(f'--momentum={self.momentum!r} must be a number in [0, 1)')
@@ -118,6 +126,7 @@ class Config:
         values['augment'] = list(self.augment)
         params = values.pop('schedule_params')
         values.update({f'schedule.{k}': list(v) if isinstance(v, tuple) else v for k, v in params})
+        values.update({f'optimizer.{k}': v for k, v in values.pop('optimizer_params')})
         return values
 
 

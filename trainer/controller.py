@@ -14,15 +14,17 @@ import tensorflow as tf
 from absl import logging
 
 from trainer import (data, distribute, export, faults, lock, loop, optimizers, progress, recovery,
-                     rundir, signals, summaries)
+                     rundir, signals, summaries, task)
+from trainer.config import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
 class Result:
     """How a run ended.
 
-    evaluations: {'step', 'loss', 'accuracy'} of every evaluation of the run, resumed parts included;
-    seconds: wall time of this call; examples_per_sec: training throughput after the first (tracing) loop call.
+    evaluations: {'step', 'loss', metric name: value, ...} of every evaluation of the run, resumed parts
+    included; seconds: wall time of this call; examples_per_sec: training throughput after the first
+    (tracing) loop call; directions: {name: 'up' or 'down'} of the values whose better side is known.
     """
     model_dir: str
     step: int
@@ -32,31 +34,89 @@ class Result:
     export_dir: str
     model: keras.Model
     already_finished: bool = False
+    directions: dict = dataclasses.field(default_factory=dict)
 
     @property
-    def final_accuracy(self):
-        return self.evaluations[-1]['accuracy'] if self.evaluations else None
+    def final(self):
+        """The last evaluation ({'step', 'loss', metrics...}), or None."""
+        return self.evaluations[-1] if self.evaluations else None
 
-    @property
-    def best_accuracy(self):
-        return max(e['accuracy'] for e in self.evaluations) if self.evaluations else None
+    def best(self, name, mode='auto'):
+        """The evaluation with the best `name`: mode 'max', 'min', or 'auto' (the metric's direction)."""
+        if not self.evaluations:
+            return None
+        if mode == 'auto':
+            if name not in self.directions:
+                raise ValueError(f'which way is better for {name!r} is not known; pass mode="max" or "min"')
+            mode = 'max' if self.directions[name] == 'up' else 'min'
+        pick = max if mode == 'max' else min
+        return pick(self.evaluations, key=lambda e: e[name])
 
 
-def run(experiment, model_fn, interactive=None, strategy=None):
+def run(experiment, model_fn, interactive=None, strategy=None, loss=None, metrics=None, optimizer=None):
     """Trains `experiment` (a trainer.experiment.Experiment) to its last step; returns a Result.
 
-    model_fn(info) -> keras.Model is called under the strategy's scope. Resumes from the latest checkpoint
-    in the model_dir; a run already at its last step is not trained again.
+    model_fn(info) -> keras.Model is called under the strategy's scope; loss/metrics replace those it was
+    compiled with; optimizer: an optimizer instance to copy instead of `config.optimizer`. Everything is built
+    and tried on the data before anything is written. Resumes from the latest checkpoint in the model_dir; a
+    run already at its last step is not trained again.
     strategy: from trainer.distribute.create (default: TensorFlow's default strategy). A non-chief worker
     of a cluster reads checkpoints from model_dir but writes everything to a temporary folder.
     """
     strategy = strategy or distribute.create()
+    if experiment.config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(experiment.config.seed)
+    built = _build(experiment, model_fn, strategy, loss, metrics, optimizer)
     # One process per folder it writes (lock.hold), taken before anything is written there.
-    with distribute.worker_dir(strategy, experiment.config.model_dir) as folder, lock.hold(folder):
-        return _run(experiment, model_fn, interactive, strategy, folder)
+    with distribute.worker_dir(strategy, built.experiment.config.model_dir) as folder, lock.hold(folder):
+        return _run(built, interactive, strategy, folder)
 
 
-def _run(experiment, model_fn, interactive, strategy, folder):
+@dataclasses.dataclass(frozen=True)
+class _Built:
+    experiment: object
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    step: tf.Variable
+
+
+def _build(experiment, model_fn, strategy, loss, metrics, optimizer_instance):
+    """The model, compiled with the run's optimizer, tried on two examples; the config completed with the
+    user's loss and metrics."""
+    config = experiment.config
+    previous_policy = keras.mixed_precision.dtype_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_dtype_policy('mixed_float16' if distribute.has_gpu() else 'mixed_bfloat16')
+    loss_scale = config.mixed_precision and distribute.has_gpu()
+    try:
+        with strategy.scope():
+            model = model_fn(experiment.info)
+            if not isinstance(model, keras.Model):
+                raise ConfigError(f'the model function returned {type(model).__name__}, not a keras.Model')
+            step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step',
+                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            rate = optimizers.RateAtStep(experiment.schedule, step)
+            if optimizer_instance is not None:
+                optimizer = optimizers.from_instance(optimizer_instance, rate)
+                if loss_scale:
+                    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            else:
+                optimizer = optimizers.build(config.optimizer, rate, momentum=config.momentum,
+                                             weight_decay=config.weight_decay, loss_scale=loss_scale,
+                                             ema_momentum=config.ema_momentum)
+            used_loss, used_metrics = task.compile_for_run(model, optimizer, loss, metrics)
+            task.check(model, experiment.train_examples, experiment.element_spec)  # also builds a subclassed model
+            optimizer.build(model.trainable_variables)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+    if experiment.model_given:
+        config = dataclasses.replace(config, loss=task.describe(used_loss), metrics=task.describe(used_metrics))
+    return _Built(dataclasses.replace(experiment, config=config), model, optimizer, step)
+
+
+def _run(built, interactive, strategy, folder):
+    experiment, model, optimizer, step = built.experiment, built.model, built.optimizer, built.step
     restore_dir = experiment.config.model_dir
     if folder != restore_dir:
         experiment = dataclasses.replace(experiment,
@@ -64,25 +124,6 @@ def _run(experiment, model_fn, interactive, strategy, folder):
     config = experiment.config
     model_dir = config.model_dir
     rundir.check_and_create(model_dir, config.as_dict())
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.seed)
-
-    previous_policy = keras.mixed_precision.dtype_policy()
-    if config.mixed_precision:
-        keras.mixed_precision.set_dtype_policy('mixed_float16' if distribute.has_gpu() else 'mixed_bfloat16')
-    try:
-        with strategy.scope():
-            model = model_fn(experiment.info)
-            step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step',
-                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-            optimizer = optimizers.build(
-                config.optimizer, lambda: experiment.schedule(step), momentum=config.momentum,
-                weight_decay=config.weight_decay, loss_scale=config.mixed_precision and distribute.has_gpu(),
-                ema_momentum=config.ema_momentum)
-            optimizer.build(model.trainable_variables)
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous_policy)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
     manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=config.keep_checkpoints)
     recovery.restore(checkpoint, restore_dir)
@@ -143,16 +184,20 @@ class _Run:
             return self._already_finished()
         self.writers = summaries.Writers(config.model_dir)
         batches = data.TrainBatches(exp.train_examples, exp.num_train, config.batch_size, config.seed,
-                                    augment=config.augment, cutout_size=config.cutout_size)
+                                    transform=exp.transform)
         self.loop = loop.Loop(self.model, self.optimizer, self.strategy, self.step, self.writers.train,
                               batches, jit_compile=config.jit_compile,
                               on_nonfinite=config.on_nonfinite)
         self._skipped, self._saved = 0, self.start
         self._call_steps = (self.start, self.start)  # the steps of the last loop call, for error lines
         summaries.mark_start(self.writers, self.start)
+        if config.optimizer_params:
+            self.progress.summary([f'optimizer {config.optimizer.rsplit(".", 1)[-1]}: a copy of the instance given, '
+                                   'its learning rate the schedule\'s at the global step'])
         if self.start == 0:
             summaries.describe_run(self.writers, config.as_dict(), exp.hparams(), exp.schedule, exp.total_steps,
-                                   os.path.basename(os.path.normpath(config.model_dir)))
+                                   os.path.basename(os.path.normpath(config.model_dir)),
+                                   ['loss', *self.loop.metric_names])
         else:
             self.progress.summary([f'resuming {config.model_dir} at step {self.start}/{exp.total_steps} '
                                    f'(epoch {self.start // exp.steps_per_epoch + 1})'])
@@ -165,7 +210,7 @@ class _Run:
             current, train_values = self._loop_call(current, clock)
             epoch_end = current % exp.steps_per_epoch == 0 or current == exp.total_steps
             if epoch_end:
-                self.progress.epoch_end(current, *train_values, *self._evaluate(evaluation, current),
+                self.progress.epoch_end(current, *train_values, self._evaluate(evaluation, current),
                                         clock.end_epoch())
             if epoch_end or (config.checkpoint_steps and current % config.checkpoint_steps == 0):
                 began_save = time.perf_counter()
@@ -180,12 +225,13 @@ class _Run:
         return result
 
     def _loop_call(self, current, clock):
-        """One call of the compiled loop from step `current`; returns the new step and (loss, accuracy, rate)."""
+        """One call of the compiled loop from step `current`; returns the new step and its (means, last rate)."""
         num_steps = self._next_stop(current) - current
         self.progress.begin(current)
         began = time.perf_counter()
         self._call_steps = (current, current + num_steps)
-        values = tuple(float(v) for v in self.call(self.loop.train, tf.constant(num_steps, tf.int64)))
+        means, rate = self.call(self.loop.train, tf.constant(num_steps, tf.int64))
+        values = ({name: float(v) for name, v in means.items()}, float(rate))
         self._check_nonfinite()
         seconds = time.perf_counter() - began
         clock.add(seconds, num_steps)
@@ -205,18 +251,18 @@ class _Run:
 
     def _evaluate(self, evaluation, current):
         if evaluation is None:
-            return None, None
+            return None
         with self._averaged_weights():
-            loss, accuracy = (float(v) for v in self.loop.evaluate(iter(evaluation)))
-        summaries.evaluation(self.writers, current, loss, accuracy)
-        self.evaluations.append({'step': current, 'loss': loss, 'accuracy': accuracy})
+            values = {name: float(v) for name, v in self.loop.evaluate(iter(evaluation)).items()}
+        summaries.evaluation(self.writers, current, values)
+        self.evaluations.append({'step': current, **values})
         rundir.save_evaluations(self.config.model_dir, self.evaluations)
-        return loss, accuracy
+        return values
 
     @contextlib.contextmanager
     def _averaged_weights(self):
-        """With --ema_momentum: the model holds the moving average inside, its trained weights after."""
-        if self.config.ema_momentum is None:
+        """With a moving average of the weights (--ema_momentum): the model holds the moving average inside, its trained weights after."""
+        if not optimizers.uses_average(self.optimizer):
             yield
             return
         trained = [v.numpy() for v in self.model.trainable_variables]
@@ -231,7 +277,7 @@ class _Run:
         # The weights evaluated are the weights exported (with --ema_momentum, the average; as Keras's fit
         # leaves the model). The checkpoints keep the trained weights and the average in the optimizer.
         self.optimizer.finalize_variable_values(self.model.trainable_variables)
-        export.save(self.model, self.experiment.info.image_shape, self.export_dir)
+        export.save(self.model, self.experiment.element_spec[0], self.export_dir, self.experiment.serving_outputs)
 
     def _save(self, current):
         # With --on_nonfinite=stop the bad step's update was applied: a save between the loop call and its
@@ -288,14 +334,17 @@ class _Run:
     def _result(self, current, seconds, examples_per_sec, already_finished=False):
         return Result(model_dir=self.config.model_dir, step=current, evaluations=tuple(self.evaluations),
                       seconds=seconds, examples_per_sec=examples_per_sec, export_dir=self.export_dir,
-                      model=self.model, already_finished=already_finished)
+                      model=self.model, already_finished=already_finished, directions=task.directions(self.model))
 
     def _summary_lines(self, result):
         lines = []
         if result.evaluations:
-            best = max(result.evaluations, key=lambda e: e['accuracy'])
-            lines.append(f'eval accuracy: final {result.final_accuracy:.4f}, best {best["accuracy"]:.4f} '
-                         f'(step {best["step"]})')
+            names = ['loss', *(name for name in self.model.get_metrics_result() if name in result.final
+                                and name != 'loss')]
+            final = ', '.join(f'{name} {result.final[name]:.4f}' for name in names)
+            best = [f'{name} {result.best(name)[name]:.4f} (step {result.best(name)["step"]})'
+                    for name in names if name in result.directions and len(result.evaluations) > 1]
+            lines.append(f'eval: final {final}' + (f'; best {", ".join(best)}' if best else ''))
         if not result.already_finished:
             lines.append(f'trained steps {self.start}..{result.step} in {result.seconds:.1f} s, '
                          f'{result.examples_per_sec:.0f} examples/s in the training loop')

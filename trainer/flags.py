@@ -6,7 +6,7 @@ from absl import flags
 import schedules
 from schedules import flags as schedule_flags
 from trainer import config as config_lib
-from trainer import data, distribute, models, nonfinite, optimizers
+from trainer import augment, distribute, models, nonfinite, optimizers
 
 _EPOCH_HELP = {
     'warmup_epochs': 'warmup_steps in epochs',
@@ -50,7 +50,7 @@ def define(flag_values=flags.FLAGS):
                       flag_values=flag_values)
     integer('batch_size', 32, 'Global batch size.')
     flags.DEFINE_list('augment', [], 'Training-image transforms, comma-separated, from: '
-                      f'{", ".join(data.AUGMENTATIONS)}. flip: mirror left-right with probability 1/2; cutout: '
+                      f'{", ".join(augment.NAMES)}. flip: mirror left-right with probability 1/2; cutout: '
                       'zero a --cutout_size square with probability 1/2. Drawn from the seed and the step.',
                       flag_values=flag_values)
     integer('cutout_size', 8, 'Side in pixels of the square --augment=cutout zeros.')

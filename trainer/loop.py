@@ -1,15 +1,22 @@
 """The compiled inner loop: `steps_per_loop` training steps per call, in graph, with per-step summaries.
 
+A step is Keras's own: y_pred = model(x), loss = model.compute_loss(x, y, y_pred, sample_weight), gradients
+by tf.GradientTape, optimizer.apply, then model.compute_metrics; it knows no loss, metric or dtype.
+
 The global step (an int64 tf.Variable) is the only clock: the optimizer's learning rate is
 `schedule(global_step)`, read before the step is applied, and the step is incremented after it, so the rate
 applied at step s is exactly schedule(s); the batch of step s is `batches(s)` (trainer.data.TrainBatches),
 gathered in graph from the examples in memory. Everything per step (batch, forward, backward, update, the
-three summaries) happens inside one tf.function; Python runs once per call.
+summaries) happens inside one tf.function; Python runs once per call.
+
+Under a strategy each replica's loss is its share of the global batch's: Keras's reductions (and its
+sum of `model.losses`, the regularizers) divide by the number of replicas, and the gradients are summed
+across them. An override of compute_loss must return its replica's share likewise.
 """
 import keras
 import tensorflow as tf
 
-from trainer import nonfinite
+from trainer import nonfinite, task
 
 
 def _scalar(name, value, step):
@@ -18,22 +25,14 @@ def _scalar(name, value, step):
         tf.summary.scalar(name, value, step=step)
 
 
-def _mean_loss(labels, logits, global_batch_size):
-    per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-
-
-def _correct(labels, logits):
-    return tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float32)
-
-
 class Loop:
-    """Training and evaluation functions for `model` under `strategy`.
+    """Training and evaluation functions for a compiled `model` under `strategy`.
 
     `train(num_steps)` runs num_steps steps from the global step on, each on its batch `batches(step)`, and
-    returns (mean loss, mean accuracy, last learning rate) of those steps as tensors.
-    `evaluate(iterator)` returns (loss, accuracy) over every example left in a distributed iterator of a
-    finite dataset.
+    returns ({'loss': mean, metric name: mean, ...} over those steps, last learning rate) as tensors; each
+    step's values are those of its batch. `evaluate(iterator)` returns {'loss', metric names...} over every
+    example left in a distributed iterator of a finite dataset (its loss weighted by batch size, as
+    model.evaluate does).
     """
 
     def __init__(self, model, optimizer, strategy, global_step, writer, batches, jit_compile=False,
@@ -45,10 +44,12 @@ class Loop:
         self._writer = writer
         self._batches = batches
         self._batch = batches.batch_size
-        if self._batch % strategy.num_replicas_in_sync:
-            raise ValueError(f'batch size {self._batch} does not split evenly over {strategy.num_replicas_in_sync} '
-                             'replicas')
+        self._replicas = strategy.num_replicas_in_sync
+        if self._batch % self._replicas:
+            raise ValueError(f'batch size {self._batch} does not split evenly over {self._replicas} replicas')
         self._loss_scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        # The metrics' names, fixed once they are built (trainer.task.check builds them).
+        self.metric_names = [name for name in model.get_metrics_result() if name != 'loss']
         with strategy.scope():
             self.guard = nonfinite.Guard(on_nonfinite)
         # The summaries and the gather from host memory cannot be XLA-compiled; the step itself can.
@@ -57,57 +58,67 @@ class Loop:
         self.train = tf.function(self._train)
         self.evaluate = tf.function(self._evaluate)
 
-    def _replica_step(self, images, labels):
+    def _loss(self, x, y, y_pred, sample_weight, training):
+        """This replica's share of the global batch's loss."""
+        return task.compute_loss(self._model, x, y, y_pred, sample_weight, training)
+
+    def _replica_step(self, *batch):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+        self._model.reset_metrics()  # each step's metrics are of its batch alone
         with tf.GradientTape() as tape:
-            logits = self._model(images, training=True)
-            loss = _mean_loss(labels, logits, self._batch)
-            if self._model.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(self._model.losses))
+            y_pred = self._model(x, training=True)
+            loss = self._loss(x, y, y_pred, sample_weight, training=True)
             scaled = self._optimizer.scale_loss(loss) if self._loss_scale else loss
         variables = self._model.trainable_variables
         bad = self.guard.apply(self._optimizer, loss, tape.gradient(scaled, variables), variables,
                                check_gradients=not self._loss_scale)
-        return loss, tf.reduce_sum(_correct(labels, logits)) / self._batch, bad
+        self._model.compute_metrics(x, y, y_pred, sample_weight)
+        return tf.cast(loss, tf.float32), bad
 
-    def _shares(self, images, labels):
+    def _metrics(self):
+        """The metrics' values in the cross-replica context: Keras's metric variables sum over replicas there."""
+        values = self._model.get_metrics_result()
+        return {name: tf.cast(values[name], tf.float32) for name in self.metric_names}
+
+    def _shares(self, batch):
         """The global batch as per-replica values: each replica's contiguous share (tf.data's distribution split
         it so), sliced on the host, so only its share goes to each device."""
-        share = self._batch // self._strategy.num_replicas_in_sync
+        share = self._batch // self._replicas
         if share == self._batch:
-            return images, labels
+            return batch
 
         def replica_share(context):
             first = context.replica_id_in_sync_group * share  # global in a cluster
-            return images[first:first + share], labels[first:first + share]
+            return tf.nest.map_structure(lambda t: t[first:first + share], batch)
         with tf.device('/cpu:0'):
             return self._strategy.experimental_distribute_values_from_function(replica_share)
 
-    def repeat_step(self, images, labels, num_steps):
+    def repeat_step(self, batch, num_steps):
         """The compiled training step applied num_steps times to one batch: no input pipeline, no summaries.
 
-        The ceiling the loop is measured against (trainer.bench); returns the last (loss, accuracy) and the
-        number of non-finite steps.
+        The ceiling the loop is measured against (trainer.bench); returns the last step's {'loss', metrics}
+        and the number of non-finite steps.
         """
-        return self._repeat(images, labels, tf.constant(num_steps, tf.int64))
+        return self._repeat(batch, tf.constant(num_steps, tf.int64))
 
     @tf.function
-    def _repeat(self, images, labels, num_steps):
-        loss, accuracy, bad_steps = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
-        shares = self._shares(images, labels)
+    def _repeat(self, batch, num_steps):
+        values = {name: tf.constant(0.0) for name in ['loss', *self.metric_names]}
+        bad_steps = tf.constant(0.0)
+        shares = self._shares(batch)
         for _ in tf.range(num_steps):
-            loss, accuracy, bad = self._strategy.run(self._replica_step, args=shares)
-            loss, accuracy = self._sum(loss), self._sum(accuracy)
+            loss, bad = self._strategy.run(self._replica_step, args=tuple(shares))
+            values = {'loss': self._sum(loss), **self._metrics()}
             # Using the verdict keeps the step whole: unused, its finiteness check would be pruned from the graph.
             bad_steps += tf.cast(self._sum(bad) > 0.0, tf.float32)
             self._step.assign_add(1)
-        return loss, accuracy, bad_steps
+        return values, bad_steps
 
     def _sum(self, per_replica):
         return self._strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     def _train(self, num_steps):
-        total_loss = tf.constant(0.0)
-        total_accuracy = tf.constant(0.0)
+        totals = {name: tf.constant(0.0) for name in ['loss', *self.metric_names]}
         count = tf.constant(0.0)
         rate = tf.constant(0.0)
         # The loop's condition, not a `break`, ends a call at a bad step under stop: autograph would wrap the
@@ -120,11 +131,12 @@ class Loop:
             while tf.logical_and(running, done < num_steps):
                 step = first + done
                 rate = tf.cast(self._optimizer.learning_rate, tf.float32)
-                loss, accuracy, bad = self._strategy.run(self._replica_step, args=self._shares(*self._batches(step)))
-                loss, accuracy, bad = self._sum(loss), self._sum(accuracy), self._sum(bad)
+                loss, bad = self._strategy.run(self._replica_step, args=tuple(self._shares(self._batches(step))))
+                values = {'loss': self._sum(loss), **self._metrics()}
+                bad = self._sum(bad)
                 _scalar('learning_rate', rate, step)
-                _scalar('loss', loss, step)
-                _scalar('accuracy', accuracy, step)
+                for name, value in values.items():
+                    _scalar(name, value, step)
                 good = self.guard.record(bad, step)
                 if self.guard.mode == 'stop':
                     # The bad step stays uncounted: the run stops at it, and saves nothing after it.
@@ -134,24 +146,26 @@ class Loop:
                     self._step.assign_add(1)
                 done += 1
                 # Means over the good steps: a bad step's loss is not finite.
-                total_loss += tf.where(good, loss, 0.0)
-                total_accuracy += tf.where(good, accuracy, 0.0)
+                totals = {name: totals[name] + tf.where(good, values[name], 0.0) for name in totals}
                 count += tf.cast(good, tf.float32)
         self.guard.check_state(self._model.variables + self._optimizer.variables)
         count = tf.maximum(count, 1.0)
-        return total_loss / count, total_accuracy / count, rate
+        return {name: total / count for name, total in totals.items()}, rate
 
-    def _replica_eval(self, images, labels):
-        logits = self._model(images, training=False)
-        losses = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-        return (tf.reduce_sum(losses), tf.reduce_sum(_correct(labels, logits)),
-                tf.cast(tf.size(labels), tf.float32))
+    def _replica_eval(self, *batch):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+        y_pred = self._model(x, training=False)
+        loss = self._loss(x, y, y_pred, sample_weight, training=False)
+        self._model.compute_metrics(x, y, y_pred, sample_weight)
+        count = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], tf.float32)
+        # The replica's share times the replicas is its batch's mean; an empty share adds nothing.
+        return tf.cast(tf.reduce_sum(loss), tf.float32) * self._replicas * count, count
 
     def _evaluate(self, iterator):
-        loss, correct, count = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
-        for images, labels in iterator:
-            sums = self._strategy.run(self._replica_eval, args=(images, labels))
+        self._model.reset_metrics()
+        loss, count = tf.constant(0.0), tf.constant(0.0)
+        for batch in iterator:
+            sums = self._strategy.run(self._replica_eval, args=tuple(batch))
             loss += self._sum(sums[0])
-            correct += self._sum(sums[1])
-            count += self._sum(sums[2])
-        return loss / count, correct / count
+            count += self._sum(sums[1])
+        return {'loss': loss / count, **self._metrics()}

@@ -1,10 +1,12 @@
-"""Models by name, built from a dataset's DatasetInfo.
+"""The built-in image-classification task: its models by name, built from a tfds DatasetInfo, and compiled.
 
-Every model takes raw images (0..255, any dtype castable to float) and returns logits in float32: the loss
-uses `from_logits=True` and the export adds the softmax. To add a model, write a function
-`(info) -> keras.Model` and register it in `_MODELS`.
+Every model takes images as stored (uint8 0..255; its input layer casts them to float inside the step) and
+returns logits in float32; it is compiled with sparse categorical cross-entropy on the logits and accuracy,
+and its export adds the softmax (`serving_outputs`). To add a model, write a function `(info) -> keras.Model`
+returning logits and register it in `_MODELS`.
 """
 import keras
+import tensorflow as tf
 
 
 def _inputs(info):
@@ -46,6 +48,17 @@ def names():
     return list(_MODELS)
 
 
+def compile_classifier(model):
+    """Compiles a logits classifier the built-in task's way (the trainer compiles it again with its optimizer)."""
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=['accuracy'])
+    return model
+
+
 def build(name, info):
-    """A new model `name` for the dataset described by `info` (a trainer.data.DatasetInfo)."""
-    return _MODELS[name](info)
+    """A new compiled model `name` for the dataset described by `info` (a trainer.tfds_data.DatasetInfo)."""
+    return compile_classifier(_MODELS[name](info))
+
+
+def serving_outputs(logits):
+    """What the built-in task's export returns: class probabilities."""
+    return {'probabilities': tf.nn.softmax(tf.cast(logits, tf.float32))}

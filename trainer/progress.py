@@ -31,29 +31,28 @@ class Progress:
         if self._interactive and self._bar_epoch != epoch:
             print(f'Epoch {epoch + 1}/{self._epochs()}')
             target = min(self._per_epoch, self._total - epoch * self._per_epoch)
-            self._bar = keras.utils.Progbar(target, stateful_metrics=['loss', 'accuracy', 'lr'])
+            # Every value shown is the mean of the last loop call, not a running mean of Progbar's.
+            self._bar = keras.utils.Progbar(target, stateless_metrics=())
             self._bar.update(step - epoch * self._per_epoch)
             self._bar_epoch = epoch
 
-    def step(self, step, loss, accuracy, rate):
-        """After a loop call that ended at global step `step` (values of its steps)."""
+    def step(self, step, values, rate):
+        """After a loop call that ended at global step `step`: its {'loss', metrics} means and last rate."""
         epoch = (step - 1) // self._per_epoch
         if self._interactive:
-            self._bar.update(step - epoch * self._per_epoch,
-                             values=[('loss', loss), ('accuracy', accuracy), ('lr', rate)])
+            self._bar.update(step - epoch * self._per_epoch, values=[*values.items(), ('lr', rate)])
         elif time.monotonic() - self._last_log >= LOG_SECONDS:
             self._last_log = time.monotonic()
-            self._say(f'step {step}/{self._total} (epoch {epoch + 1}): loss {loss:.4f}, accuracy {accuracy:.4f}, '
-                      f'learning rate {rate:.3g}')
+            self._say(f'step {step}/{self._total} (epoch {epoch + 1}): {_values(values)}, learning rate {rate:.3g}')
 
-    def epoch_end(self, step, loss, accuracy, rate, eval_loss, eval_accuracy, steps_per_sec):
-        """At the end of an epoch (or of the run); eval values are None when there is no evaluation."""
+    def epoch_end(self, step, values, rate, evaluation, steps_per_sec):
+        """At the end of an epoch (or of the run); evaluation is None when there is none."""
         self._bar_epoch = None
         self._last_log = time.monotonic()
-        line = (f'epoch {-(-step // self._per_epoch)}/{self._epochs()} (step {step}): loss {loss:.4f}, '
-                f'accuracy {accuracy:.4f}, learning rate {rate:.3g}')
-        if eval_accuracy is not None:
-            line += f'; eval loss {eval_loss:.4f}, eval accuracy {eval_accuracy:.4f}'
+        line = (f'epoch {-(-step // self._per_epoch)}/{self._epochs()} (step {step}): {_values(values)}, '
+                f'learning rate {rate:.3g}')
+        if evaluation is not None:
+            line += f'; eval {_values(evaluation)}'
         if steps_per_sec:
             line += f'; {steps_per_sec:.1f} steps/s'
         self._say(line)
@@ -67,3 +66,7 @@ class Progress:
         """The end-of-run summary, one line each."""
         for line in lines:
             self._say(line)
+
+
+def _values(values):
+    return ', '.join(f'{name} {value:.4f}' for name, value in values.items())

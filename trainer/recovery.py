@@ -70,11 +70,11 @@ def write_error(model_dir, what, error):
 
 def _checkpoints(model_dir):
     """Checkpoint prefixes in model_dir, newest (highest number) first."""
+    # get_checkpoint_state joins the state file's relative paths to model_dir itself.
     state = tf.train.get_checkpoint_state(model_dir)
     listed = list(state.all_model_checkpoint_paths) if state else []
     if state and state.model_checkpoint_path not in listed:
         listed.append(state.model_checkpoint_path)
-    listed = [p if os.path.isabs(p) else os.path.join(model_dir, p) for p in listed]
     on_disk = [p[:-len('.index')] for p in glob.glob(os.path.join(glob.escape(model_dir), 'ckpt-*.index'))]
     found = {os.path.normpath(p) for p in listed + on_disk if _NUMBER.search(p)}
     return sorted(found, key=lambda p: int(_NUMBER.search(p).group(1)), reverse=True)

@@ -2,9 +2,9 @@
 
 Layout of a model_dir (one TensorBoard run per folder):
   <model_dir>        flags (text), hparams (hparams plugin)
-  <model_dir>/train  learning_rate, loss, accuracy every step (written by trainer.loop);
+  <model_dir>/train  learning_rate, loss and every metric of the model every step (written by trainer.loop);
                      steps_per_sec, examples_per_sec per loop call; learning_rate_schedule (image, step 0)
-  <model_dir>/eval   loss, accuracy after each evaluation
+  <model_dir>/eval   loss and every metric after each evaluation
 """
 import os
 import time
@@ -16,9 +16,6 @@ from tensorboard.plugins.hparams import api as hp
 # tf.contrib.summary.import_event exposed.
 from tensorflow.python.ops.summary_ops_v2 import import_event
 
-# What the hparams table shows for each run: the last evaluation.
-METRICS = (hp.Metric('accuracy', group='eval', display_name='eval accuracy'),
-           hp.Metric('loss', group='eval', display_name='eval loss'))
 
 
 class Writers:
@@ -58,12 +55,14 @@ def mark_start(writers, step):
             import_event(tf.constant(event.SerializeToString()))
 
 
-def describe_run(writers, flag_values, hparams, schedule, total_steps, label):
-    """Writes the once-per-run summaries: flags as text, hparams, and the planned learning-rate curve."""
+def describe_run(writers, flag_values, hparams, schedule, total_steps, label, metric_names):
+    """Writes the once-per-run summaries: flags as text, hparams (with the last evaluation's loss and
+    `metric_names`), and the planned learning-rate curve."""
     rows = '\n'.join(f'| `{name}` | `{value}` |' for name, value in sorted(flag_values.items()))
     with writers.root.as_default():
         tf.summary.text('flags', f'| setting | value |\n|---|---|\n{rows}', step=0)
-        hp.hparams_config(hparams=[hp.HParam(name) for name in sorted(hparams)], metrics=list(METRICS))
+        metrics = [hp.Metric(name, group='eval', display_name=f'eval {name}') for name in metric_names]
+        hp.hparams_config(hparams=[hp.HParam(name) for name in sorted(hparams)], metrics=metrics)
         hp.hparams(hparams, trial_id=label)
     try:
         from schedules import plot  # matplotlib is imported only here, and only when installed
@@ -82,7 +81,8 @@ def throughput(writers, step, steps_per_sec, examples_per_sec):
         tf.summary.scalar('examples_per_sec', examples_per_sec, step=step)
 
 
-def evaluation(writers, step, loss, accuracy):
+def evaluation(writers, step, values):
+    """The evaluation's {name: value} (loss and metrics, the training scalars' tags) at `step`."""
     with writers.eval.as_default():
-        tf.summary.scalar('loss', loss, step=step)
-        tf.summary.scalar('accuracy', accuracy, step=step)
+        for name, value in values.items():
+            tf.summary.scalar(name, value, step=step)

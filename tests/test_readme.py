@@ -1,0 +1,29 @@
+"""The README's Python examples of your own task, run as written (in order, one namespace, in a fresh folder)."""
+import os
+import re
+
+import numpy as np
+
+from test_trainer_support import REPO
+
+MARK = re.compile(r'<!-- README example: ([^>]+) -->\n```python\n(.*?)```', re.S)
+
+
+def test_the_readme_examples_run_as_written(tmp_path, monkeypatch):
+    with open(os.path.join(REPO, 'README.md')) as f:
+        examples = MARK.findall(f.read())
+    assert [name for name, _ in examples] == ['regression', 'tokens', 'two inputs', 'compute_loss']
+    monkeypatch.chdir(tmp_path)  # their model_dirs are relative: runs/...
+    namespace = {}
+    finals = {}
+    for name, code in examples:
+        exec(compile(code, f'README example: {name}', 'exec'), namespace)  # noqa: S102: the README's own code
+        finals[name] = namespace['result'].final
+        assert os.path.isdir(namespace['result'].export_dir), name
+    assert finals['regression']['step'] == 125 and finals['regression']['mae'] < 0.5
+    assert finals['tokens']['accuracy'] > 0.95
+    assert finals['compute_loss'] is None  # no eval_data
+    # The two-input model's export answers with its outputs, from its named inputs.
+    served = namespace['serve'](numbers=namespace['features']['numbers'][:2],
+                                category=namespace['features']['category'][:2])
+    assert sorted(served) == ['kind', 'value'] and np.all(np.isfinite(served['value']))

@@ -1,0 +1,114 @@
+"""The user's task: a Keras model with the loss and metrics of `model.compile`, checked before anything is written.
+
+The loop knows only Keras's hooks: `model.compute_loss(x, y, y_pred, sample_weight, training)` and
+`model.compute_metrics(...)`, so a model that overrides either trains unchanged. Here the model is compiled
+once more with the run's optimizer (keeping its own loss, loss weights and metrics unless the `loss=` /
+`metrics=` keywords replace them), and tried on two examples of the data, which builds the metrics and
+turns a loss that does not fit the labels into one line instead of a traceback after files are written.
+"""
+import inspect
+import json
+
+import keras
+import tensorflow as tf
+
+from trainer.config import ConfigError
+from trainer.data import one_line
+
+# Keras losses that read integer class ids: Keras casts float labels to integers for them, silently.
+_CLASS_ID_LOSSES = ('sparse_categorical_crossentropy', 'SparseCategoricalCrossentropy',
+                    'sparse_categorical_focal_crossentropy', 'SparseCategoricalFocalCrossentropy')
+
+
+def compile_for_run(model, optimizer, loss=None, metrics=None):
+    """Compiles `model` with `optimizer`; loss/metrics (if not None) replace those it was compiled with.
+
+    Returns the (loss, metrics) it is compiled with.
+    """
+    # Keras keeps the objects compile() was given only in this private record (get_compile_config serializes
+    # them, which plain functions do not survive).
+    compiled = getattr(model, '_compile_config', None)
+    given = dict(compiled.config) if compiled is not None and model.compiled else {}
+    loss = loss if loss is not None else given.get('loss')
+    metrics = metrics if metrics is not None else given.get('metrics')
+    model.compile(optimizer=optimizer, loss=loss, loss_weights=given.get('loss_weights'), metrics=metrics,
+                  weighted_metrics=given.get('weighted_metrics'))
+    return loss, metrics
+
+
+def check(model, examples, element_spec):
+    """Runs the model, its loss and metrics on the first two examples; raises ConfigError (one line).
+
+    Builds the compiled metrics (their variables, under the caller's strategy scope) and resets them after.
+    """
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(next(iter(examples.batch(2))))
+    _check_label_dtypes(model, element_spec[1])
+    try:
+        y_pred = model(x, training=False)
+        loss = compute_loss(model, x, y, y_pred, sample_weight, training=False)
+        model.compute_metrics(x, y, y_pred, sample_weight)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001: whatever Keras or the user's code raises, said in one line
+        raise ConfigError(f'the model, its loss or its metrics do not fit the data: {type(e).__name__}: '
+                          f'{one_line(e)}') from None
+    if not tf.as_dtype(loss.dtype).is_floating or loss.shape.rank not in (0, None):
+        raise ConfigError(f'the loss must be a float scalar, got {loss.dtype.name}{loss.shape.as_list()}')
+    model.reset_metrics()
+
+
+def compute_loss(model, x, y, y_pred, sample_weight, training):
+    """Keras's compute_loss, also for overrides written before it took `training` (Keras < 3.3)."""
+    if 'training' in inspect.signature(model.compute_loss).parameters:
+        return model.compute_loss(x, y, y_pred, sample_weight, training=training)
+    return model.compute_loss(x, y, y_pred, sample_weight)
+
+
+def _check_label_dtypes(model, labels):
+    losses = getattr(model, 'loss', None)
+    pairs = []
+    if isinstance(losses, dict) and isinstance(labels, dict):
+        pairs = [(name, losses[name], labels[name]) for name in losses if name in labels]
+    elif not isinstance(losses, (dict, list, tuple)) and isinstance(labels, tf.TensorSpec):
+        pairs = [('', losses, labels)]
+    for name, loss, spec in pairs:
+        loss_name = loss if isinstance(loss, str) else getattr(loss, '__name__', type(loss).__name__)
+        if loss_name in _CLASS_ID_LOSSES and not spec.dtype.is_integer:
+            where = f'labels[{name!r}]' if name else 'the labels'
+            raise ConfigError(f'{where} are {spec.dtype.name}, but the loss {loss_name} takes integer class ids '
+                              '(Keras would truncate them); give int32 or int64 labels')
+
+
+def describe(value):
+    """A JSON-able description of a loss, metric, schedule or optimizer, for the run's recorded identity."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): describe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [describe(v) for v in value]
+    name = f'{type(value).__module__}.{type(value).__qualname__}'
+    if inspect.isfunction(value) or inspect.isbuiltin(value):
+        return f'{value.__module__}.{value.__qualname__}'
+    try:
+        config = value.get_config()
+    except (AttributeError, NotImplementedError, TypeError):
+        return name
+    return {'class': name, 'config': json.loads(json.dumps(config, sort_keys=True, default=str))}
+
+
+def directions(model):
+    """{metric name: 'up' or 'down'} for the metrics that say which way is better (as Keras's callbacks read
+    it), and for every loss."""
+    found, pending = {}, list(model.metrics)
+    while pending:
+        metric = pending.pop()
+        inner = getattr(metric, 'metrics', None)
+        if isinstance(inner, (list, tuple)) and inner:
+            pending.extend(inner)
+        elif metric.name == 'loss' or metric.name.endswith('_loss'):
+            found[metric.name] = 'down'
+        elif getattr(metric, '_direction', None) in ('up', 'down'):
+            found[metric.name] = metric._direction  # noqa: SLF001: the attribute Keras's callbacks read
+    found['loss'] = 'down'
+    return found
