@@ -43,7 +43,7 @@ def main(mode, cpu_devices):
         optimizer = optimizers.build('adam', lambda: 0.01)
         task.compile_for_run(model, optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                              metrics=['accuracy'])
-        task.check(model, examples, examples.element_spec)
+        task.check(model, examples, examples.element_spec, strategy)
         optimizer.build(model.trainable_variables)
     trainer_loop = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(), batches,
                              on_nonfinite=mode)

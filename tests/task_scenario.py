@@ -59,7 +59,29 @@ def two_input_model(spec):
     return model
 
 
-TASKS = {'regression': (regression_data, regression_model), 'two_inputs': (two_input_data, two_input_model)}
+class Quantile(keras.Model):
+    """The README's compute_loss override: the pinball loss of the 90th percentile, its replica's share."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.out = keras.layers.Dense(16, activation='relu'), keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        error = y[:, None] - y_pred
+        return tf.nn.compute_average_loss(tf.maximum(0.9 * error, -0.1 * error)[:, 0])
+
+
+def quantile_model(spec):
+    model = Quantile()
+    model.compile()
+    return model
+
+
+TASKS = {'regression': (regression_data, regression_model), 'two_inputs': (two_input_data, two_input_model),
+         'quantile': (regression_data, quantile_model)}
 
 
 def decaying(step):

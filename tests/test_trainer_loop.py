@@ -26,7 +26,7 @@ RESTARTS = dict(initial_lr=0.01, min_lr=0.001, warmup_steps=2, cycle_steps=7, cy
 def _ready(model, optimizer, examples):
     """What the controller does before a Loop: compile with the optimizer, build the metrics on two examples."""
     task.compile_for_run(model, optimizer)
-    task.check(model, examples, examples.element_spec)
+    task.check(model, examples, examples.element_spec, tf.distribute.get_strategy())
     optimizer.build(model.trainable_variables)
 
 

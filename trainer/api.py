@@ -59,6 +59,9 @@ def train(model='cnn', train_data='fashion_mnist', eval_data=None, *, model_dir,
     fields['dataset'] = 'custom' if custom_data else train_data
     if isinstance(schedule, str):
         fields['schedule'], schedule = schedule, None
+    elif schedule_params:
+        raise config_lib.ConfigError('schedule_params= go with a schedule name; a schedule object or number '
+                                     'carries its own parameters')
     optimizer_instance = None
     if isinstance(optimizer, str):
         fields['optimizer'] = optimizer
@@ -68,20 +71,20 @@ def train(model='cnn', train_data='fashion_mnist', eval_data=None, *, model_dir,
                 raise config_lib.ConfigError(f'{name}= applies to a named optimizer; set it on the '
                                              f'{type(optimizer).__name__} instance instead')
         try:
-            fields['optimizer_params'] = optimizers.config_of(optimizer)
+            fields['optimizer_params'] = task.describe(optimizers.config_of(optimizer))
         except ValueError as e:
             raise config_lib.ConfigError(str(e)) from None
-        fields['optimizer'] = task.describe(optimizer)['class']
+        fields['optimizer'] = task.class_name(type(optimizer))
         optimizer_instance = optimizer
     if isinstance(model, str):
         model_fn = functools.partial(models.build, model)
         fields['model'] = model
     elif isinstance(model, keras.Model):
         model_fn = lambda info: model  # noqa: E731 (a model built outside the strategy's scope)
-        fields['model'] = model.name
+        fields['model'] = task.class_name(type(model))  # not model.name: Keras numbers those per process
     elif callable(model):
         model_fn = model
-        fields['model'] = getattr(model, '__name__', type(model).__name__)
+        fields['model'] = task.describe(model) if not isinstance(model, type) else task.class_name(model)
     else:
         raise config_lib.ConfigError(f'model={model!r} must be a keras.Model, a function info -> keras.Model '
                                      f'or one of: {", ".join(models.names())}')
@@ -101,7 +104,7 @@ def train(model='cnn', train_data='fashion_mnist', eval_data=None, *, model_dir,
 
 # Config fields that train() fills from its own arguments.
 _SET_HERE = {'model_dir', 'dataset', 'model', 'schedule', 'schedule_params', 'optimizer', 'optimizer_params',
-             'loss', 'metrics'}
+             'loss', 'metrics', 'train_data_sha256'}
 
 
 def run(config, interactive=None):

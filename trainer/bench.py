@@ -79,7 +79,7 @@ def _bare(setup):
             optimizer = optimizers.build('adam', lambda: setup.schedule(step))
             task.compile_for_run(model, optimizer)
             optimizer.build(model.trainable_variables)
-            task.check(model, setup.examples, setup.examples.element_spec)
+            task.check(model, setup.examples, setup.examples.element_spec, strategy)
         trainer_loop = loop.Loop(model, optimizer, strategy, step, tf.summary.create_noop_writer(),
                                  setup.batches)
         float(trainer_loop.repeat_step(batch, 20)[1])  # traces and compiles outside the timing

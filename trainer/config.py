@@ -51,6 +51,7 @@ class Config:
     optimizer_params: tuple[tuple[str, object], ...] = ()  # an optimizer instance's config (Python API)
     loss: object = None  # the user's loss and metrics, described (Python API); None: the built-in task's
     metrics: object = None
+    train_data_sha256: str | None = None  # the user's examples (Python API); None: a tfds split
     momentum: float = 0.9
     weight_decay: float | None = None
     ema_momentum: float | None = None  # evaluate and export a moving average of the weights

@@ -79,12 +79,20 @@ class _Built:
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     step: tf.Variable
+    batches: data.TrainBatches
 
 
 def _build(experiment, model_fn, strategy, loss, metrics, optimizer_instance):
-    """The model, compiled with the run's optimizer, tried on two examples; the config completed with the
-    user's loss and metrics."""
+    """Everything that can fail on the user's settings, data or model, before anything is written: the examples
+    in memory, the model compiled with the run's optimizer and tried on two examples, its export traced; the
+    config completed with what identifies the user's loss, metrics and data."""
     config = experiment.config
+    try:
+        batches = data.TrainBatches(experiment.train_examples, experiment.num_train, config.batch_size,
+                                    config.seed, transform=experiment.transform)
+    except (ValueError, tf.errors.OpError) as e:  # e.g. a size stated with assert_cardinality that is wrong
+        raise data.DataError(f'train_data cannot be read into memory: {type(e).__name__}: {data.one_line(e)}') \
+            from None
     previous_policy = keras.mixed_precision.dtype_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_dtype_policy('mixed_float16' if distribute.has_gpu() else 'mixed_bfloat16')
@@ -106,13 +114,22 @@ def _build(experiment, model_fn, strategy, loss, metrics, optimizer_instance):
                                              weight_decay=config.weight_decay, loss_scale=loss_scale,
                                              ema_momentum=config.ema_momentum)
             used_loss, used_metrics = task.compile_for_run(model, optimizer, loss, metrics)
-            task.check(model, experiment.train_examples, experiment.element_spec)  # also builds a subclassed model
+            # Also builds a subclassed model, and the metrics' variables.
+            task.check(model, experiment.train_examples, experiment.element_spec, strategy)
             optimizer.build(model.trainable_variables)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
-    if experiment.model_given:
+    try:
+        export.trace(model, experiment.element_spec[0], experiment.serving_outputs)
+    except Exception as e:  # noqa: BLE001: the user's model, said in one line
+        raise ConfigError(f'the model cannot be exported with a batch of any size: {type(e).__name__}: '
+                          f'{data.one_line(e)}') from None
+    if experiment.model_given or loss is not None or metrics is not None:
         config = dataclasses.replace(config, loss=task.describe(used_loss), metrics=task.describe(used_metrics))
-    return _Built(dataclasses.replace(experiment, config=config), model, optimizer, step)
+    if experiment.user_data:
+        # What the examples are, so that a resume on other data (or on a pipeline that draws at random) is refused.
+        config = dataclasses.replace(config, train_data_sha256=batches.sha256())
+    return _Built(dataclasses.replace(experiment, config=config), model, optimizer, step, batches)
 
 
 def _run(built, interactive, strategy, folder):
@@ -127,7 +144,7 @@ def _run(built, interactive, strategy, folder):
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
     manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=config.keep_checkpoints)
     recovery.restore(checkpoint, restore_dir)
-    training = _Run(experiment, strategy, model, optimizer, step, manager, interactive)
+    training = _Run(experiment, strategy, model, optimizer, step, manager, interactive, built.batches)
     if strategy is not tf.distribute.get_strategy():
         training.progress.summary([distribute.describe(strategy, config.batch_size)])
     # In a cluster, a SIGTERM to any worker makes all of them checkpoint at the same loop call and exit.
@@ -164,7 +181,7 @@ class _Clock:
 
 
 class _Run:
-    def __init__(self, experiment, strategy, model, optimizer, step, manager, interactive):
+    def __init__(self, experiment, strategy, model, optimizer, step, manager, interactive, batches):
         self.experiment = experiment
         self.config = experiment.config
         self.strategy = strategy
@@ -172,6 +189,7 @@ class _Run:
         self.optimizer = optimizer
         self.step = step
         self.manager = manager
+        self.batches = batches
         self.start = int(step.numpy())
         self.evaluations = rundir.evaluations(self.config.model_dir, self.start)
         self.progress = progress.Progress(experiment.steps_per_epoch, experiment.total_steps, interactive)
@@ -183,10 +201,8 @@ class _Run:
         if self.start >= exp.total_steps:
             return self._already_finished()
         self.writers = summaries.Writers(config.model_dir)
-        batches = data.TrainBatches(exp.train_examples, exp.num_train, config.batch_size, config.seed,
-                                    transform=exp.transform)
         self.loop = loop.Loop(self.model, self.optimizer, self.strategy, self.step, self.writers.train,
-                              batches, jit_compile=config.jit_compile,
+                              self.batches, jit_compile=config.jit_compile,
                               on_nonfinite=config.on_nonfinite)
         self._skipped, self._saved = 0, self.start
         self._call_steps = (self.start, self.start)  # the steps of the last loop call, for error lines

@@ -6,6 +6,9 @@ holds positions [p * B, (p + 1) * B), p = step % steps_per_epoch, of epoch `step
 permutation, computed per index with `tf.random.experimental.index_shuffle` keyed by (seed, epoch). The data
 order is thus a pure function of the step, like the learning rate, and resuming at any step costs nothing.
 """
+import hashlib
+import re
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -15,8 +18,12 @@ class DataError(ValueError):
     """Bad dataset, data dir or split, or data that cannot be had; the message is one line."""
 
 
-def one_line(error):
-    return ' '.join(str(error.args[0] if error.args else type(error).__name__).split())
+def one_line(error, limit=600):
+    """An exception's message on one line, without terminal colour codes (Keras's), cut at `limit` characters."""
+    text = re.sub(r'\x1b\[[0-9;]*m', '', str(error.args[0] if error.args else type(error).__name__))
+    text = ' '.join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
 
 
 # Dataset ops, by the type name tf.data gives them in a dataset's graph.
@@ -85,11 +92,7 @@ def check_examples(dataset, name, like=None):
         raise DataError(f'{name} is empty')
     pipeline = _pipeline_ops(dataset)
     if pipeline is not None:
-        nodes, output = pipeline
-        if _batched(nodes, output, set()):
-            raise DataError(f'{name} is batched; pass it unbatched (one example per element, e.g. '
-                            f'dataset.unbatch()): the loop makes the batches of --batch_size itself')
-        shuffles = sorted({op for op, _ in nodes.values() if op in _SHUFFLING})
+        shuffles = sorted({op for op, _ in pipeline[0].values() if op in _SHUFFLING})
         if shuffles:
             raise DataError(f'{name} shuffles ({shuffles[0]}); remove the .shuffle(): the loop orders the '
                             'examples itself, as a function of --seed and the step, so that resumes are exact')
@@ -98,8 +101,13 @@ def check_examples(dataset, name, like=None):
             raise DataError(f'{name}{path} is a {type(leaf).__name__}; only dense tensors are supported '
                             '(e.g. .to_tensor() a ragged one, padded to a fixed length)')
         if not leaf.shape.is_fully_defined():
+            # A batch of fixed size (drop_remainder) may be an example on purpose (a sequence cut from a
+            # stream); one of varying size is the dataset batched by mistake.
+            if leaf.shape.rank and leaf.shape[0] is None and pipeline and _batched(*pipeline, set()):
+                raise DataError(f'{name} is batched; pass it unbatched (one example per element, e.g. '
+                                f'dataset.unbatch()): the loop makes the batches of --batch_size itself')
             raise DataError(f'{name}{path} has shape {leaf.shape.as_list()}, not fixed; every example must have '
-                            'the same shape (pad or resize them; if the dataset is batched, unbatch it)')
+                            'the same shape (pad or resize them)')
     if like is not None:
         try:
             tf.nest.assert_same_structure(like, spec)
@@ -115,11 +123,6 @@ def check_examples(dataset, name, like=None):
 def _leaves(spec):
     """[(path, leaf)] of an element spec, path as written in Python: "[0]['ids']"."""
     return [(''.join(f'[{key!r}]' for key in path), leaf) for path, leaf in keras.tree.flatten_with_path(spec)]
-
-
-def num_examples(dataset):
-    """The number of examples of a dataset check_examples accepted."""
-    return int(dataset.cardinality())
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
@@ -164,6 +167,15 @@ class TrainBatches:
         self._num_examples = num_examples
         self._transform = transform
         self._seed = tf.constant(seed, tf.int64)
+
+    def sha256(self):
+        """A digest of every example held (values, dtypes, shapes, in the order they came)."""
+        digest = hashlib.sha256()
+        for leaf in tf.nest.flatten(self._examples):
+            digest.update(f'{leaf.dtype.name}{leaf.shape.as_list()}'.encode())
+            values = leaf.numpy()
+            digest.update(b''.join(values.ravel()) if leaf.dtype == tf.string else values.tobytes())
+        return digest.hexdigest()
 
     def __call__(self, step):
         """The batch of `step` (a scalar integer), made on the host's CPU, where the examples are."""

@@ -29,7 +29,8 @@ class Experiment:
     info: what a model function is given, a tfds_data.DatasetInfo or the examples' element spec;
     element_spec: (features, labels[, sample_weights]) of one example; transform: the training batches'
     augmentation (trainer.augment) or None; serving_outputs: the export's map of the model's outputs, or None;
-    model_given: the model is the user's (its loss and metrics are recorded with the run's settings).
+    model_given: the model is the user's (its loss and metrics are recorded with the run's settings);
+    user_data: the examples are the user's dataset, not a tfds split (a digest of them is recorded).
     """
     config: config_lib.Config
     info: object
@@ -43,11 +44,13 @@ class Experiment:
     transform: object = None
     serving_outputs: object = None
     model_given: bool = False
+    user_data: bool = False
 
     def hparams(self):
         """The run's hyperparameters as flat {name: bool|int|float|str}, schedule lengths in steps."""
         values = {k: v for k, v in self.config.as_dict().items()
-                  if not k.startswith('schedule.') and k not in config_lib.RESUMABLE_CHANGES}
+                  if not k.startswith('schedule.') and k not in config_lib.RESUMABLE_CHANGES
+                  and k != 'train_data_sha256'}
         values.update({f'schedule.{k}': v for k, v in _schedule_config(self.schedule).items()})
         values['total_steps'] = self.total_steps
         return {k: v if isinstance(v, (bool, int, float, str)) else
@@ -76,7 +79,7 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
         spec = data.check_examples(train_data, 'train_data')
         if eval_data is not None:
             data.check_examples(eval_data, 'eval_data', like=spec)
-        info, train, num_train, evaluation = spec, train_data, data.num_examples(train_data), eval_data
+        info, train, num_train, evaluation = spec, train_data, int(train_data.cardinality()), eval_data
         if not model_given:
             info = tfds_data.info_of(train_data, num_classes)
     try:
@@ -91,14 +94,17 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
     if schedule is None:
         schedule = _build_schedule(config, steps_per_epoch, total)
     elif isinstance(schedule, (int, float)) and not isinstance(schedule, bool):
-        schedule = _checked(lambda: schedules.get('constant', initial_lr=schedule), {})
+        rate = schedule
+        schedule = _checked(lambda: schedules.get('constant', initial_lr=rate), {})
+        config = dataclasses.replace(config, schedule='constant', schedule_params={'initial_lr': rate})
     else:
         schedule, identity = _user_schedule(schedule, total)
         config = dataclasses.replace(config, schedule=identity.pop('name'), schedule_params=identity)
     return Experiment(config=config, info=info, element_spec=spec, train_examples=train, num_train=num_train,
                       eval_examples=evaluation, steps_per_epoch=steps_per_epoch, total_steps=total,
                       schedule=schedule, transform=augment.transform(config.augment, config.cutout_size),
-                      serving_outputs=None if model_given else models.serving_outputs, model_given=model_given)
+                      serving_outputs=None if model_given else models.serving_outputs, model_given=model_given,
+                      user_data=not builtin)
 
 
 def _from_tfds(config):
@@ -117,7 +123,7 @@ def _tfds_eval(config):
 
 
 @keras.saving.register_keras_serializable('stepwise')
-class Callable(keras.optimizers.schedules.LearningRateSchedule):
+class FunctionSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """A plain function step -> rate as a Keras schedule (it is called with the int64 step tensor)."""
 
     def __init__(self, function):
@@ -142,7 +148,7 @@ def _user_schedule(schedule, total_steps):
         raise ConfigError(f'schedule={schedule!r} must be a name from schedules.names(), a number, a '
                           'keras.optimizers.schedules.LearningRateSchedule or a callable step -> rate')
     as_keras = schedule if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule) \
-        else Callable(schedule)
+        else FunctionSchedule(schedule)
     description = task.describe(schedule)
     name = description['class'] if isinstance(description, dict) else description
     probes = sorted({0, 1, total_steps, *(total_steps * k // _PROBES for k in range(1, _PROBES))})
@@ -204,5 +210,5 @@ def _checked(build, source):
 def _schedule_config(schedule):
     try:
         return schedule.get_config()
-    except NotImplementedError:  # a user's schedule without get_config
+    except Exception:  # noqa: BLE001: a user's schedule without a (working) get_config
         return {}

@@ -1,26 +1,35 @@
 """SavedModel export: a `serving_default` signature from the model's own inputs to its outputs.
 
-The inputs are the training features' structure and dtypes with a batch dimension: named by their dict keys,
-by the functional model's input names, or `inputs` / `input_<i>`. The outputs are the model's, named by
-their dict keys or the model's output names (`outputs` / `output_<i>` otherwise), unless `outputs(y_pred)`
-maps them to a dict first (the built-in classifiers: `probabilities`).
+The inputs are the training features' structure and dtypes with a batch dimension: named by their dict keys
+(nested: joined by `_`), by the names given to the functional model's `keras.Input`s, or `inputs` /
+`input_<i>`. The outputs are the model's: `outputs` for one tensor, else by their dict keys or the model's
+output names (`output_<i>` otherwise), unless `outputs(y_pred)` maps them to a dict first (the built-in
+classifiers: `probabilities`).
 """
 import os
+import re
 import shutil
 
+import keras
 import tensorflow as tf
+
+
+# Names Keras gives inputs nobody named; they are numbered per process, so no signature uses them.
+_AUTOMATIC = re.compile(r'(keras_tensor|input_layer)(_\d+)?$')
 
 
 def _names(count, model_names, single, prefix):
     names = [n.split(':')[0] for n in model_names or ()]
-    if len(names) == count and len(set(names)) == count and all(n.isidentifier() for n in names):
+    if (len(names) == count and len(set(names)) == count and all(n.isidentifier() for n in names)
+            and not any(_AUTOMATIC.match(n) for n in names)):
         return names
     return [single] if count == 1 else [f'{prefix}_{i}' for i in range(count)]
 
 
 def _input_names(model, features):
     if isinstance(features, dict):
-        return [str(k) for k in sorted(features)]  # tf.nest's order
+        # Every leaf by its path of keys and positions ('image', 'text_ids', 'pair_0'), in tf.nest's order.
+        return ['_'.join(str(key) for key in path) for path, _ in keras.tree.flatten_with_path(features)]
     model_inputs = getattr(model, 'inputs', None) or ()
     return _names(len(tf.nest.flatten(features)), [t.name for t in model_inputs], 'inputs', 'input')
 
@@ -29,6 +38,8 @@ def _output_dict(model, y_pred):
     if isinstance(y_pred, dict):
         return dict(y_pred)
     flat = tf.nest.flatten(y_pred)
+    if len(flat) == 1:
+        return {'outputs': flat[0]}
     return dict(zip(_names(len(flat), getattr(model, 'output_names', None), 'outputs', 'output'), flat))
 
 
@@ -46,6 +57,11 @@ class _Serving(tf.Module):
             y_pred = model(tf.nest.pack_sequence_as(features, list(flat)), training=False)
             return outputs(y_pred) if outputs else _output_dict(model, y_pred)
         self.serve = tf.function(serve, input_signature=specs)
+
+
+def trace(model, features, outputs=None):
+    """Traces the serving signature (what `save` exports), so a model that cannot be exported fails first."""
+    _Serving(model, features, outputs).serve.get_concrete_function()
 
 
 def save(model, features, path, outputs=None):

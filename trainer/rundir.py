@@ -1,7 +1,7 @@
 """The model_dir's own files besides checkpoints and summaries: the run's settings and its evaluations.
 
 config.json: the settings the run was started with; a rerun with different ones is refused rather than
-mixing two runs in one folder. evaluations.json: [{"step", "loss", "accuracy"}] after each evaluation,
+mixing two runs in one folder. evaluations.json: [{"step", "loss", <metric>: value, ...}] after each evaluation,
 for the end-of-run summary after a resume and for tools that compare runs.
 """
 import json

@@ -7,9 +7,9 @@ once more with the run's optimizer (keeping its own loss, loss weights and metri
 turns a loss that does not fit the labels into one line instead of a traceback after files are written.
 """
 import inspect
-import json
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from trainer.config import ConfigError
@@ -36,17 +36,22 @@ def compile_for_run(model, optimizer, loss=None, metrics=None):
     return loss, metrics
 
 
-def check(model, examples, element_spec):
+def check(model, examples, element_spec, strategy):
     """Runs the model, its loss and metrics on the first two examples; raises ConfigError (one line).
 
-    Builds the compiled metrics (their variables, under the caller's strategy scope) and resets them after.
+    In the cross-replica context of the caller's strategy scope it builds the model and Keras's compiled loss
+    and metrics (their variables belong to that scope); then it computes the loss as the loop does, in a replica
+    context (an override may need one: tf.nn.compute_average_loss does). The metrics are reset after.
     """
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(next(iter(examples.batch(2))))
     _check_label_dtypes(model, element_spec[1])
     try:
         y_pred = model(x, training=False)
-        loss = compute_loss(model, x, y, y_pred, sample_weight, training=False)
+        if getattr(model, 'loss', None) is not None:
+            keras.Model.compute_loss(model, x, y, y_pred, sample_weight, training=False)
         model.compute_metrics(x, y, y_pred, sample_weight)
+        loss = strategy.experimental_local_results(tf.function(lambda: strategy.run(
+            lambda: compute_loss(model, x, y, model(x, training=False), sample_weight, training=False)))())[0]
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001: whatever Keras or the user's code raises, said in one line
@@ -80,21 +85,35 @@ def _check_label_dtypes(model, labels):
 
 
 def describe(value):
-    """A JSON-able description of a loss, metric, schedule or optimizer, for the run's recorded identity."""
+    """A JSON-able description of a loss, metric, schedule or optimizer, for the run's recorded identity.
+
+    Objects by their class (Keras's registered name: 'SGD', 'package>Name'; else module.qualname) and config,
+    functions by module.qualname; `name` entries are left out (Keras numbers unnamed objects per process:
+    sgd, sgd_1, ...), and nothing that prints a memory address gets in.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, dict):
-        return {str(k): describe(v) for k, v in value.items()}
+        return {str(k): describe(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0])) if k != 'name'}
     if isinstance(value, (list, tuple)):
         return [describe(v) for v in value]
-    name = f'{type(value).__module__}.{type(value).__qualname__}'
-    if inspect.isfunction(value) or inspect.isbuiltin(value):
+    if inspect.isfunction(value) or inspect.isbuiltin(value) or inspect.ismethod(value):
         return f'{value.__module__}.{value.__qualname__}'
+    kind = class_name(type(value))
     try:
         config = value.get_config()
-    except (AttributeError, NotImplementedError, TypeError):
-        return name
-    return {'class': name, 'config': json.loads(json.dumps(config, sort_keys=True, default=str))}
+    except Exception:  # noqa: BLE001: no config (NotImplementedError, AttributeError, ...): the class alone
+        return kind
+    return {'class': kind, 'config': describe(config)}
+
+
+def class_name(cls):
+    """Keras's registered name of a Keras or registered class, else module.qualname."""
+    if cls.__module__.startswith('keras.'):
+        return keras.saving.get_registered_name(cls)
+    return f'{cls.__module__}.{cls.__qualname__}'
 
 
 def directions(model):
