@@ -113,9 +113,9 @@ class PowerDecay(base.Schedule):
     times min(1, (T - s) / (linear_decay_fraction * T)) when T = total_steps is set (a linear fall to 0 at T,
     Model Garden's `PowerAndLinearDecay`). With w = 0 this is Model Garden's `DirectPowerDecay`
     (initial_lr * max(s, 1) ** power); power=-0.5 with initial_lr = (d_model * w) ** -0.5 is the Transformer's
-    (Noam) rate d_model ** -0.5 * min(s ** -0.5, s * w ** -1.5). Model Garden's `offset` (and
-    `PowerDecayWithOffset`'s constant `pre_offset_learning_rate` before it) is `schedules.sequence` with a
-    `constant` for offset + 1 steps first.
+    (Noam) rate d_model ** -0.5 * min(s ** -0.5, s * w ** -1.5). Model Garden's `offset` is `schedules.sequence`
+    with a `constant` for the first offset steps.
+    Model Garden's `PowerDecayWithOffset` keeps its `pre_offset_learning_rate` one step longer, at step offset.
 
     >>> s = PowerDecay(initial_lr=1.0, power=-0.5, warmup_steps=4)
     >>> [round(float(s(x)), 4) for x in (0, 2, 4, 16, 64)]
