@@ -125,7 +125,7 @@ class OneCycle(base.Schedule):
         return tf.where(s < peak, rise, tf.where(s < back, fall, last))
 
 
-DECAY_SHAPES = ("linear", "cosine", "sqrt")
+DECAY_SHAPES = ("linear", "cosine", "sqrt", "power", "exp")
 
 
 @base.register
@@ -145,10 +145,10 @@ class WarmupStableDecay(base.Schedule):
     [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
     """
 
-    _LATER = {"warmup_power": 1.0}
+    _LATER = {"warmup_power": 1.0, "decay_power": 0.5, "decay_ratio": 0.1}
 
     def __init__(self, initial_lr, min_lr, warmup_steps, stable_steps, decay_steps, decay_shape="cosine",
-                 warmup_power=1.0):
+                 warmup_power=1.0, decay_power=0.5, decay_ratio=0.1):
         initial_lr, min_lr = validation.rates(initial_lr, min_lr)
         super().__init__(
             initial_lr=initial_lr,
@@ -157,7 +157,10 @@ class WarmupStableDecay(base.Schedule):
             stable_steps=validation.whole("stable_steps", stable_steps),
             decay_steps=validation.whole("decay_steps", decay_steps, low=1),
             decay_shape=validation.choice("decay_shape", decay_shape, DECAY_SHAPES),
-            warmup_power=validation.real("warmup_power", warmup_power, low=0.0, low_open=True))
+            warmup_power=validation.real("warmup_power", warmup_power, low=0.0, low_open=True),
+            decay_power=validation.real("decay_power", decay_power, low=0.0, low_open=True),
+            decay_ratio=validation.real("decay_ratio", decay_ratio, low=0.0, high=1.0, low_open=True,
+                                        high_open=True))
 
     def rate(self, step):
         c = self._config
@@ -169,7 +172,12 @@ class WarmupStableDecay(base.Schedule):
             remaining = 1.0 - x
         elif c["decay_shape"] == "cosine":
             remaining = base.cosine(1.0, 0.0, x)
-        else:
+        elif c["decay_shape"] == "sqrt":
             remaining = 1.0 - tf.sqrt(x)
+        elif c["decay_shape"] == "power":
+            remaining = 1.0 - tf.pow(x, c["decay_power"])
+        else:
+            r = c["decay_ratio"]
+            remaining = (tf.pow(tf.constant(r, tf.float64), x) - r) / (1.0 - r)
         warm = base.linear(c["min_lr"], c["initial_lr"], base.ramp(s, w, c["warmup_power"]))
         return tf.where(s < w, warm, base.linear(c["min_lr"], c["initial_lr"], remaining))

@@ -31,6 +31,9 @@ _FLOATS = {
                "x of the decay done (default 1).",
     "warmup_power": "cosine, cosine_restarts, polynomial_restarts, warmup_stable_decay, power_decay: the "
                     "warmup is (s / warmup_steps) ** warmup_power of the way up (default 1, linear).",
+    "decay_power": "warmup_stable_decay --decay_shape=power: the decay is 1 - x ** decay_power (default 0.5).",
+    "decay_ratio": "warmup_stable_decay --decay_shape=exp: the decay is (r ** x - r) / (1 - r), r = decay_ratio "
+                   "(in (0, 1), default 0.1).",
     "gamma": "cyclic --mode=exp_range: the height is multiplied by gamma ** step (in (0, 1]).",
     "linear_decay_fraction": "power_decay with --total_steps: the last fraction of total_steps falls linearly "
                              "to 0 (default 0.1).",

@@ -45,6 +45,10 @@ LATER_EXAMPLES = {
                                        three_phase=True, return_fraction=0.85, anneal_shape="linear"),
     "warmup_stable_decay(warmup_power)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, stable_steps=40,
                                               decay_steps=30, warmup_power=3.0),
+    "warmup_stable_decay(power)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, stable_steps=40,
+                                       decay_steps=30, decay_shape="power", decay_power=2.0),
+    "warmup_stable_decay(exp)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, stable_steps=40,
+                                     decay_steps=30, decay_shape="exp", decay_ratio=0.05),
     "cyclic(exp_range)": dict(initial_lr=0.1, min_lr=1e-3, up_steps=10, mode="exp_range", gamma=0.99),
 }
 
@@ -189,6 +193,48 @@ BAD = [
     ("warmup_stable_decay", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, stable_steps=-1, decay_steps=1),
      "stable_steps", ">= 0"),
     ("cosine", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0), "total_steps", "set for schedule cosine"),
+    # issue 18
+    ("cosine", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0, total_steps=5, exponent=0.0), "exponent", "> 0"),
+    ("cosine", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0, total_steps=5, k_decay=-1.0), "k_decay", "> 0"),
+    ("cosine", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, total_steps=5, warmup_power=0.0), "warmup_power",
+     "> 0"),
+    ("cosine_restarts", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0, cycle_steps=10, k_decay=0.0), "k_decay",
+     "> 0"),
+    ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, start_lr=0.2), "start_lr", "[0, 0.1]"),
+    ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, warmup_fraction=0.5, three_phase=True),
+     "warmup_fraction", "(0, 0.5) with three_phase"),
+    ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, return_fraction=0.8), "return_fraction",
+     "None unless three_phase"),
+    ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, warmup_fraction=0.3, three_phase=True,
+                       return_fraction=0.3), "return_fraction", "(0.3, 1)"),
+    ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, anneal_shape="exp"), "anneal_shape",
+     "'cosine', 'linear'"),
+    ("warmup_stable_decay", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, stable_steps=1, decay_steps=1,
+                                 decay_power=0.0), "decay_power", "> 0"),
+    ("warmup_stable_decay", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, stable_steps=1, decay_steps=1,
+                                 decay_ratio=1.0), "decay_ratio", "(0, 1)"),
+    ("piecewise_interpolate", dict(boundaries=[0, 10], values=[1.0, 0.5, 0.1]), "boundaries[0]", ">= 1"),
+    ("piecewise_interpolate", dict(boundaries=[10, 10], values=[1.0, 0.5, 0.1]), "boundaries", "strictly"),
+    ("piecewise_interpolate", dict(boundaries=[10], values=[1.0]), "values", "len(boundaries) + 1"),
+    ("piecewise_interpolate", dict(boundaries=[10], values=[1.0, -1.0]), "values[1]", ">= 0"),
+    ("piecewise_interpolate", dict(boundaries=[10], values=[1.0, 0.0], anneal_shape="sqrt"), "anneal_shape",
+     "one of"),
+    ("power_decay", dict(initial_lr=0.1, power=0.5), "power", "<= 0"),
+    ("power_decay", dict(initial_lr=0.0), "initial_lr", "> 0"),
+    ("power_decay", dict(initial_lr=0.1, warmup_steps=10, total_steps=10), "warmup_steps", "[0, 9]"),
+    ("power_decay", dict(initial_lr=0.1, total_steps=0), "total_steps", ">= 1"),
+    ("power_decay", dict(initial_lr=0.1, total_steps=10, linear_decay_fraction=1.5), "linear_decay_fraction",
+     "[0, 1]"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=0), "up_steps", ">= 1"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=5, down_steps=0), "down_steps", ">= 1"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=5, mode="triangular3"), "mode", "'triangular2'"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=5, gamma=1.5), "gamma", "(0, 1]"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.2, up_steps=5), "min_lr", "at most"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=5, cycle_multiplier=0.9), "cycle_multiplier", ">= 1"),
+    ("polynomial_restarts", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0, cycle_steps=10, power=0.0), "power",
+     "> 0"),
+    ("polynomial_restarts", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=10, cycle_steps=10), "warmup_steps",
+     "[0, 9]"),
     ("cosine", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0, total_steps=5, cycle_steps=3), "cycle_steps",
      "parameters of cosine"),
 ]
@@ -218,6 +264,8 @@ def test_combinators_validate():
         schedules.warmup(0.1, warmup_steps=5)
     with pytest.raises(ValueError, match="phases"):
         schedules.sequence([])
+    with pytest.raises(ValueError, match="warmup_power"):
+        schedules.warmup(SCHEDULES["constant"], warmup_steps=5, warmup_power=-1.0)
     with pytest.raises(ValueError, match=r"phases\[0\] steps"):
         schedules.sequence([(SCHEDULES["constant"], None), (SCHEDULES["cosine"], 5)])
 

@@ -387,3 +387,40 @@ def test_warmup_combinator_power_without_prefix_closed_form():
     s = STEPS.astype(np.float64)
     expected = np.where(s < 400, 0.01 + (0.5 - 0.01) * (s / 400) ** 3, 0.5 * 0.9 ** (s / 100))
     np.testing.assert_allclose(rates(ours), expected, rtol=1e-6)
+
+
+def timm_wsd_reference(t_initial, decay_t, lr_max, lr_min, decay_fn, decay_power, decay_ratio, warmup_t,
+                       warmup_lr_init, t):
+    """timm's WSDLRScheduler with its constant stable function."""
+    if t < warmup_t:
+        return warmup_lr_init + t * (lr_max - warmup_lr_init) / warmup_t
+    t_decay = t - warmup_t - (t_initial - decay_t)
+    if t_decay <= 0:
+        return lr_max
+    frac = min(t_decay / decay_t, 1.0)
+    decay = {"linear": 1 - frac, "1-sqrt": 1 - math.sqrt(frac), "cosine": 0.5 * (1 + math.cos(math.pi * frac)),
+             "power": 1 - frac**decay_power, "exp": (decay_ratio**frac - decay_ratio) / (1 - decay_ratio)}[decay_fn]
+    return lr_min + (lr_max - lr_min) * decay
+
+
+@pytest.mark.parametrize("decay_fn,decay_power,decay_ratio", [
+    ("power", 0.5, 0.1), ("power", 2.0, 0.1), ("power", 1.0, 0.1), ("exp", 0.5, 0.1), ("exp", 0.5, 0.01),
+    ("1-sqrt", 0.5, 0.1), ("linear", 0.5, 0.1), ("cosine", 0.5, 0.1)])
+def test_warmup_stable_decay_is_timm_wsd_lr_scheduler(decay_fn, decay_power, decay_ratio):
+    shape = {"1-sqrt": "sqrt"}.get(decay_fn, decay_fn)
+    ours = schedules.get("warmup_stable_decay", initial_lr=3e-3, min_lr=1e-5, warmup_steps=200, stable_steps=2800,
+                         decay_steps=1500, decay_shape=shape, decay_power=decay_power, decay_ratio=decay_ratio)
+    theirs = [timm_wsd_reference(4300, 1500, 3e-3, 1e-5, decay_fn, decay_power, decay_ratio, 200, 1e-5, int(s))
+              for s in STEPS]
+    np.testing.assert_allclose(rates(ours), theirs, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", ["power", "exp"])
+def test_warmup_stable_decay_power_and_exp_closed_form_numpy(shape):
+    ours = schedules.get("warmup_stable_decay", initial_lr=0.02, min_lr=0.001, warmup_steps=300, stable_steps=2500,
+                         decay_steps=1200, decay_shape=shape, decay_power=3.0, decay_ratio=0.05)
+    s = STEPS.astype(np.float64)
+    x = np.clip((s - 2800) / 1200, 0, 1)
+    remaining = 1 - x**3 if shape == "power" else (np.exp(x * np.log(0.05)) - 0.05) / 0.95
+    expected = np.where(s < 300, 0.001 + 0.019 * s / 300, 0.001 + 0.019 * remaining)
+    np.testing.assert_allclose(rates(ours), expected, rtol=1e-6)
