@@ -15,6 +15,7 @@ class Cosine(base.Schedule):
     with x = (s - w) / (T - w). `exponent` is optax's (`cosine_decay_schedule(exponent=...)`), `k_decay` is timm's
     (`CosineLRScheduler(k_decay=...)`, Zhang et al., 2020), `warmup_power` Model Garden's `PolynomialWarmUp` power.
     optax's `warmup_cosine_decay_schedule` warms up from its own `init_value`; here the warmup starts at min_lr.
+    Model Garden's `PolynomialWarmUp` starts from step 1's rate (it takes `max(step, 1)`); here from min_lr at 0.
 
     >>> s = Cosine(initial_lr=1.0, min_lr=0.0, warmup_steps=10, total_steps=110)
     >>> [round(float(s(x)), 4) for x in (0, 5, 10, 60, 110, 500)]
