@@ -106,32 +106,32 @@ class Polynomial(base.Schedule):
 
 @base.register
 class PowerDecay(base.Schedule):
-    """The power-law (rsqrt, Noam) decays of transformers: initial_lr * (s / w) ** power after a warmup to it.
+    """The power-law (rsqrt, Noam) decays of transformers: initial_lr * (s / w) ** -decay_power after a warmup.
 
     lr(s) = initial_lr * (s / w) ** warmup_power                      for s < w = warmup_steps
-          = initial_lr * (max(s, 1) / max(w, 1)) ** power             for s >= w,
+          = initial_lr * (max(s, 1) / max(w, 1)) ** -decay_power      for s >= w,
     times min(1, (T - s) / (linear_decay_fraction * T)) when T = total_steps is set (a linear fall to 0 at T,
     Model Garden's `PowerAndLinearDecay`). With w = 0 this is Model Garden's `DirectPowerDecay`
-    (initial_lr * max(s, 1) ** power); power=-0.5 with initial_lr = (d_model * w) ** -0.5 is the Transformer's
-    (Noam) rate d_model ** -0.5 * min(s ** -0.5, s * w ** -1.5). Model Garden's `offset` is `schedules.sequence`
-    with a `constant` for the first offset steps.
+    (initial_lr * max(s, 1) ** power, its power = -decay_power); decay_power=0.5 with
+    initial_lr = (d_model * w) ** -0.5 is the Transformer's (Noam) rate d_model ** -0.5 * min(s ** -0.5, s * w ** -1.5).
+    Model Garden's `offset` is `schedules.sequence` with a `constant` for the first offset steps.
     Model Garden's `PowerDecayWithOffset` keeps its `pre_offset_learning_rate` one step longer, at step offset.
 
-    >>> s = PowerDecay(initial_lr=1.0, power=-0.5, warmup_steps=4)
+    >>> s = PowerDecay(initial_lr=1.0, decay_power=0.5, warmup_steps=4)
     >>> [round(float(s(x)), 4) for x in (0, 2, 4, 16, 64)]
     [0.0, 0.5, 1.0, 0.5, 0.25]
-    >>> s = PowerDecay(initial_lr=1.0, power=-0.5, total_steps=100, linear_decay_fraction=0.5)
+    >>> s = PowerDecay(initial_lr=1.0, decay_power=0.5, total_steps=100, linear_decay_fraction=0.5)
     >>> [round(float(s(x)), 4) for x in (0, 25, 75, 100, 200)]
     [1.0, 0.2, 0.0577, 0.0, 0.0]
     """
 
-    def __init__(self, initial_lr, power=-0.5, warmup_steps=0, total_steps=None, linear_decay_fraction=0.1,
+    def __init__(self, initial_lr, decay_power=0.5, warmup_steps=0, total_steps=None, linear_decay_fraction=0.1,
                  warmup_power=1.0):
         if total_steps is not None:
             total_steps = validation.whole("total_steps", total_steps, low=1)
         super().__init__(
             initial_lr=validation.real("initial_lr", initial_lr, low=0.0, low_open=True),
-            power=validation.real("power", power, high=0.0),
+            decay_power=validation.real("decay_power", decay_power, low=0.0),
             warmup_steps=validation.whole("warmup_steps", warmup_steps,
                                           high=None if total_steps is None else total_steps - 1),
             total_steps=total_steps,
@@ -143,7 +143,7 @@ class PowerDecay(base.Schedule):
         c = self._config
         s = base.as_float(step)
         w = c["warmup_steps"]
-        lr = c["initial_lr"] * tf.pow(tf.maximum(s, 1.0) / max(w, 1), c["power"])
+        lr = c["initial_lr"] * tf.pow(tf.maximum(s, 1.0) / max(w, 1), -c["decay_power"])
         if c["total_steps"] is not None and c["linear_decay_fraction"] > 0:
             total = c["total_steps"]
             lr = lr * tf.clip_by_value((total - s) / (c["linear_decay_fraction"] * total), 0.0, 1.0)

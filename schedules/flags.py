@@ -20,8 +20,7 @@ _FLOATS = {
     "decay_rate": "exponential: factor per decay_steps (default 0.1 over the run; above 1 grows, with "
                   "--max_lr); inverse_time: slope (default 9, a tenth of initial_lr at the end of the run).",
     "max_lr": "exponential: ceiling of the rate (needed with decay_rate > 1, e.g. an LR range test).",
-    "power": "polynomial, polynomial_restarts: exponent of the decay (> 0, default 1); power_decay: exponent "
-             "of the step (<= 0, default -0.5).",
+    "power": "polynomial, polynomial_restarts: exponent of the decay (default 1).",
     "warmup_fraction": "one_cycle: fraction of total_steps spent rising (default 0.3).",
     "start_lr": "one_cycle: rate at step 0 (default min_lr; torch's max_lr / div_factor).",
     "return_fraction": "one_cycle with --three_phase: fraction of total_steps where the fall back to start_lr "
@@ -31,7 +30,8 @@ _FLOATS = {
                "x of the decay done (default 1).",
     "warmup_power": "cosine, cosine_restarts, polynomial_restarts, warmup_stable_decay, power_decay: the "
                     "warmup is (s / warmup_steps) ** warmup_power of the way up (default 1, linear).",
-    "decay_power": "warmup_stable_decay --decay_shape=power: the decay is 1 - x ** decay_power (default 0.5).",
+    "decay_power": "warmup_stable_decay --decay_shape=power: the decay is 1 - x ** decay_power (default 0.5); "
+                   "power_decay: the rate falls as step ** -decay_power (default 0.5, rsqrt).",
     "decay_ratio": "warmup_stable_decay --decay_shape=exp: the decay is (r ** x - r) / (1 - r), r = decay_ratio "
                    "(in (0, 1), default 0.1).",
     "gamma": "cyclic --mode=exp_range: the height is multiplied by gamma ** step (in (0, 1]).",

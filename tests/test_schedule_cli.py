@@ -85,7 +85,7 @@ def test_every_schedule_parameter_has_a_flag(flag_values):
 def test_issue_18_flags_build_the_new_schedules_and_parameters(flag_values):
     flag_values(["prog", "--mode=triangular2", "--anneal_shape=linear", "--three_phase", "--start_lr=1e-4",
                  "--decay_shape=exp", "--decay_ratio=0.05", "--k_decay=2", "--warmup_power=2", "--max_lr=0.5",
-                 "--decay_rate=3", "--power=-0.5"])
+                 "--decay_rate=3", "--decay_power=1.5"])
     given = schedule_flags.given(flag_values)
     cyclic = schedule_flags.build("cyclic", given, run_steps=1600).get_config()
     assert (cyclic["up_steps"], cyclic["down_steps"], cyclic["mode"]) == (200, None, "triangular2")
@@ -93,17 +93,14 @@ def test_issue_18_flags_build_the_new_schedules_and_parameters(flag_values):
     assert one_cycle["three_phase"] and one_cycle["anneal_shape"] == "linear" and one_cycle["start_lr"] == 1e-4
     wsd = schedule_flags.build("warmup_stable_decay", given, run_steps=1000).get_config()
     assert (wsd["decay_shape"], wsd["decay_ratio"], wsd["warmup_power"]) == ("exp", 0.05, 2.0)
-    no_power = {k: v for k, v in given.items() if k != "power"}
-    restarts = schedule_flags.build("polynomial_restarts", no_power, run_steps=1000).get_config()
+    restarts = schedule_flags.build("polynomial_restarts", given, run_steps=1000).get_config()
     assert (restarts["cycle_steps"], restarts["warmup_steps"], restarts["k_decay"]) == (250, 25, 2.0)
     power = schedule_flags.build("power_decay", given, run_steps=1000).get_config()
-    assert (power["power"], power["warmup_steps"], power["total_steps"]) == (-0.5, 50, None)
+    assert (power["decay_power"], power["warmup_steps"], power["total_steps"]) == (1.5, 50, None)
     growth = schedule_flags.build("exponential", given, run_steps=1000)
     assert growth.get_config()["max_lr"] == 0.5 and float(growth(1000)) == pytest.approx(3e-3)
     assert float(growth(10_000)) == 0.5  # 1e-3 * 3**10 > 0.5
-    with pytest.raises(schedules.ParameterError) as error:
-        schedule_flags.build("polynomial", given, run_steps=1000)  # --power=-0.5 is power_decay's
-    assert error.value.parameter == "power"
+    assert schedule_flags.build("warmup_stable_decay", given, run_steps=1000).get_config()["decay_power"] == 1.5
 
 
 def test_plot_draws_a_new_schedule(tmp_path):

@@ -303,14 +303,15 @@ def garden_power_decay_with_offset_reference(initial_learning_rate, power, offse
 
 @pytest.mark.parametrize("power", [-0.5, -1.0, -0.25, 0.0])
 def test_power_decay_is_model_garden_direct_power_decay(power):
-    ours = schedules.get("power_decay", initial_lr=0.3, power=power)
+    ours = schedules.get("power_decay", initial_lr=0.3, decay_power=-power)
     theirs = [garden_power_and_linear_reference(0.3, 0, power, 0.0, 0, int(s)) for s in STEPS]
     np.testing.assert_allclose(rates(ours), theirs, rtol=1e-6)
 
 
 @pytest.mark.parametrize("power,fraction", [(-0.5, 0.1), (-1.0, 0.3), (-0.5, 1.0), (0.0, 0.2)])
 def test_power_decay_total_steps_is_model_garden_power_and_linear_decay(power, fraction):
-    ours = schedules.get("power_decay", initial_lr=0.3, power=power, total_steps=4000, linear_decay_fraction=fraction)
+    ours = schedules.get("power_decay", initial_lr=0.3, decay_power=-power, total_steps=4000,
+                         linear_decay_fraction=fraction)
     theirs = [garden_power_and_linear_reference(0.3, 4000, power, fraction, 0, int(s)) for s in STEPS]
     np.testing.assert_allclose(rates(ours), theirs, rtol=1e-6, atol=1e-12)
 
@@ -318,12 +319,12 @@ def test_power_decay_total_steps_is_model_garden_power_and_linear_decay(power, f
 def test_power_decay_offset_is_a_sequence_after_a_constant():
     # Model Garden's offset: initial_learning_rate until the offset, then the power law from step 1.
     ours = schedules.sequence([(schedules.get("constant", initial_lr=0.3), 500),
-                               (schedules.get("power_decay", initial_lr=0.3, power=-0.5, total_steps=3000), None)])
+                               (schedules.get("power_decay", initial_lr=0.3, decay_power=0.5, total_steps=3000), None)])
     theirs = [garden_power_and_linear_reference(0.3, 3000, -0.5, 0.1, 500, int(s)) for s in STEPS]
     np.testing.assert_allclose(rates(ours), theirs, rtol=1e-6, atol=1e-12)
     # PowerDecayWithOffset: pre_offset_learning_rate up to and including step offset, then the power law.
     ours = schedules.sequence([(schedules.get("constant", initial_lr=0.05), 300),
-                               (schedules.get("power_decay", initial_lr=0.04, power=-0.5), None)])
+                               (schedules.get("power_decay", initial_lr=0.04, decay_power=0.5), None)])
     theirs = [garden_power_decay_with_offset_reference(0.04, -0.5, 300, 0.05, int(s)) for s in STEPS]
     differ = np.flatnonzero(~np.isclose(rates(ours), theirs, rtol=1e-6))
     assert list(differ) == [300]  # Model Garden keeps its pre-offset rate one step longer
@@ -331,7 +332,8 @@ def test_power_decay_offset_is_a_sequence_after_a_constant():
 
 def test_power_decay_warmup_is_the_noam_rate():
     d_model, warmup = 512, 400
-    ours = schedules.get("power_decay", initial_lr=(d_model * warmup) ** -0.5, power=-0.5, warmup_steps=warmup)
+    ours = schedules.get("power_decay", initial_lr=(d_model * warmup) ** -0.5, decay_power=0.5,
+                         warmup_steps=warmup)
     noam = [d_model**-0.5 * min(max(s, 1) ** -0.5, s * warmup**-1.5) for s in map(int, STEPS)]
     noam[0] = 0.0  # min(1, 0): the Transformer's rate is 0 at step 0
     np.testing.assert_allclose(rates(ours), noam, rtol=1e-6, atol=1e-12)
@@ -359,7 +361,8 @@ def test_warmup_power_is_model_garden_polynomial_warmup(power):
     wsd = schedules.get("warmup_stable_decay", initial_lr=1e-3, min_lr=0.0, warmup_steps=300, stable_steps=1000,
                         decay_steps=2000, warmup_power=power)
     np.testing.assert_allclose(rates(wsd)[1:300], theirs[1:300], rtol=1e-6)
-    power_decay = schedules.get("power_decay", initial_lr=1e-3, power=-0.5, warmup_steps=300, warmup_power=power)
+    power_decay = schedules.get("power_decay", initial_lr=1e-3, decay_power=0.5, warmup_steps=300,
+                                warmup_power=power)
     np.testing.assert_allclose(rates(power_decay)[1:300], theirs[1:300], rtol=1e-6)
 
 
