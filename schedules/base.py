@@ -44,7 +44,6 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
         args = ", ".join(f"{k}={v!r}" for k, v in self._shown(self._config).items())
         return f"{type(self).__name__}({args})"
 
-
     def _shown(self, config):
         return {k: v for k, v in config.items()
                 if not (k in self._LATER and v == self._LATER[k] and type(v) is type(self._LATER[k]))}

@@ -133,17 +133,23 @@ DECAY_SHAPES = ("linear", "cosine", "sqrt", "power", "exp")
 class WarmupStableDecay(base.Schedule):
     """Warmup-stable-decay ("trapezoid"), as used to train current language models.
 
-    Linear warmup from min_lr to initial_lr over warmup_steps, initial_lr for stable_steps, then a decay to
+    A warmup from min_lr to initial_lr over warmup_steps, (s / warmup_steps) ** warmup_power of the way up
+    (linear by default; Model Garden's `PolynomialWarmUp` power), initial_lr for stable_steps, then a decay to
     min_lr over decay_steps, then min_lr. With x the fraction of the decay done, the decay is
-    linear: 1 - x; cosine: (1 + cos(pi x)) / 2; sqrt: 1 - sqrt(x) (Hägele et al., 2024), scaled to
-    [min_lr, initial_lr].
-
-    The warmup is (s / warmup_steps) ** warmup_power of the way up (Model Garden's `PolynomialWarmUp`).
+    linear: 1 - x; cosine: (1 + cos(pi x)) / 2; sqrt: 1 - sqrt(x) (Hägele et al., 2024); power: 1 - x ** decay_power;
+    exp: (r ** x - r) / (1 - r) with r = decay_ratio (exponential, shifted to end at 0); scaled to
+    [min_lr, initial_lr]. These are timm's `WSDLRScheduler` decay functions ('1-sqrt' is sqrt), with its
+    constant stable function.
+    timm's `WSDLRScheduler` warms up from its own `warmup_lr_init`; here the warmup starts at min_lr.
 
     >>> s = WarmupStableDecay(initial_lr=1.0, min_lr=0.0, warmup_steps=10, stable_steps=20, decay_steps=10,
     ...                       decay_shape="linear")
     >>> [round(float(s(x)), 4) for x in (0, 5, 10, 29, 30, 35, 40, 99)]
     [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
+    >>> s = WarmupStableDecay(initial_lr=1.0, min_lr=0.0, warmup_steps=0, stable_steps=0, decay_steps=10,
+    ...                       decay_shape="power", decay_power=2.0)
+    >>> [round(float(s(x)), 4) for x in (0, 5, 10)]
+    [1.0, 0.75, 0.0]
     """
 
     _LATER = {"warmup_power": 1.0, "decay_power": 0.5, "decay_ratio": 0.1}

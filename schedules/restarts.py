@@ -94,10 +94,11 @@ class CosineRestarts(base.Schedule):
     Whole step s belongs to cycle i when S_i <= s < S_i+1 under exact rational arithmetic, m read as the decimal
     it prints as (1.2 is 6/5). When lengths are fractional the curve is the continuous one sampled at whole
     steps: a cycle starting at S_i = 7441.6 first shows at step 7442 with t = 0.4. With whole lengths this is
-    the seed's counter-based class (its `multi` is m - 1) at every step. With warmup_steps=0 it is
-    `optax.sgdr_schedule`, torch's `CosineAnnealingWarmRestarts` and timm's `CosineLRScheduler` (its
-    `cycle_mul`, `cycle_decay`, `cycle_limit`, `k_decay` are cycle_multiplier, peak_decay, max_cycles, k_decay;
-    its one warmup is `schedules.warmup(...)`, with `prefix=False` for `warmup_prefix=False`).
+    the seed's counter-based class (its `multi` is m - 1) at every step, and `optax.sgdr_schedule` of the cycles
+    `warmup_cosine_decay_schedule(min_lr, peak_i, W_i, L_i, min_lr)`. With warmup_steps=0 it is torch's
+    `CosineAnnealingWarmRestarts` and timm's `CosineLRScheduler` (its `cycle_mul`, `cycle_decay`, `cycle_limit`,
+    `k_decay` are cycle_multiplier, peak_decay, max_cycles, k_decay; its one warmup is `schedules.warmup(...)`,
+    with `prefix=False` for `warmup_prefix=False`).
     timm's `CosineLRScheduler` lets a decayed peak fall below lr_min; here peaks stop at min_lr.
 
     >>> s = CosineRestarts(initial_lr=1.0, min_lr=0.0, warmup_steps=0, cycle_steps=10, cycle_multiplier=2.0)
