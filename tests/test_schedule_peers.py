@@ -62,6 +62,27 @@ def test_cosine_exponent_is_optax_warmup_cosine_decay(exponent):
     np.testing.assert_allclose(rates(ours), theirs, rtol=1e-6)
 
 
+def optax_sgdr_reference(cosine_kwargs, count):
+    """optax.sgdr_schedule: warmup_cosine_decay_schedules joined, each starting where the last one's steps end."""
+    start = 0
+    for i, kwargs in enumerate(cosine_kwargs):
+        if count < start + kwargs["decay_steps"] or i == len(cosine_kwargs) - 1:
+            return optax_warmup_cosine_decay_reference(kwargs["init_value"], kwargs["peak_value"],
+                                                       kwargs["warmup_steps"], kwargs["decay_steps"],
+                                                       kwargs["end_value"], 1.0, count - start)
+        start += kwargs["decay_steps"]
+
+
+@pytest.mark.parametrize("m,peak_decay", [(1, 1.0), (2, 0.8)])
+def test_cosine_restarts_is_optax_sgdr_of_its_cycles(m, peak_decay):
+    cycles = [dict(init_value=1e-5, peak_value=1e-3 * peak_decay**i, warmup_steps=50 * m**i,
+                   decay_steps=400 * m**i, end_value=1e-5) for i in range(20)]
+    ours = schedules.get("cosine_restarts", initial_lr=1e-3, min_lr=1e-5, warmup_steps=50, cycle_steps=400,
+                         cycle_multiplier=float(m), peak_decay=peak_decay)
+    theirs = [optax_sgdr_reference(cycles, int(s)) for s in STEPS]
+    np.testing.assert_allclose(rates(ours), theirs, rtol=1e-6)
+
+
 def optax_piecewise_interpolate_reference(interpolate_type, init_value, boundaries_and_scales, count):
     """optax.piecewise_interpolate_schedule: rates are cumulative products of the scales, at the boundaries."""
     boundaries, scales = zip(*sorted(boundaries_and_scales.items()))
