@@ -210,7 +210,13 @@ class Cyclic(base.Schedule):
         gamma = validation.real("gamma", gamma, low=0.0, high=1.0, low_open=True)
         cycle_multiplier = validation.real("cycle_multiplier", cycle_multiplier, low=1.0)
         if cycle_multiplier > 1.0:
-            self._table = cycle_starts(up_steps + (up_steps if down_steps is None else down_steps), cycle_multiplier)
+            cycle_steps = up_steps + (up_steps if down_steps is None else down_steps)
+            try:
+                self._table = cycle_starts(cycle_steps, cycle_multiplier)
+            except validation.ParameterError:
+                raise validation.ParameterError(
+                    "cycle_multiplier", f"1, or large enough that at most {MAX_TABULATED_CYCLES} cycles of "
+                    f"up_steps + down_steps = {cycle_steps} start below step 2**53", cycle_multiplier) from None
         super().__init__(initial_lr=initial_lr, min_lr=min_lr, up_steps=up_steps, down_steps=down_steps, mode=mode,
                          gamma=gamma, cycle_multiplier=cycle_multiplier)
 

@@ -231,6 +231,8 @@ BAD = [
     ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=5, gamma=1.5), "gamma", "(0, 1]"),
     ("cyclic", dict(initial_lr=0.1, min_lr=0.2, up_steps=5), "min_lr", "at most"),
     ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=5, cycle_multiplier=0.9), "cycle_multiplier", ">= 1"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=1, cycle_multiplier=1.00001), "cycle_multiplier",
+     "cycles of up_steps + down_steps = 2"),
     ("polynomial_restarts", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0, cycle_steps=10, power=0.0), "power",
      "> 0"),
     ("polynomial_restarts", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=10, cycle_steps=10), "warmup_steps",
