@@ -8,15 +8,15 @@
 
 from schedules.base import MAX_STEP, Schedule
 from schedules.combinators import Sequence, Warmup, sequence, warmup
-from schedules.constant import Constant, PiecewiseConstant
+from schedules.constant import Constant, PiecewiseConstant, PiecewiseInterpolate
 from schedules.cosine import Cosine, OneCycle, WarmupStableDecay
-from schedules.decay import Exponential, InverseTime, Polynomial
+from schedules.decay import Exponential, InverseTime, Polynomial, PowerDecay
 from schedules.registry import get, names, parameters
-from schedules.restarts import CosineRestarts
+from schedules.restarts import CosineRestarts, Cyclic, PolynomialRestarts
 from schedules.validation import ParameterError
 
 __all__ = [
     "MAX_STEP", "Schedule", "Sequence", "Warmup", "sequence", "warmup", "Constant", "PiecewiseConstant", "Cosine",
     "OneCycle", "WarmupStableDecay", "Exponential", "InverseTime", "Polynomial", "get", "names", "parameters",
-    "CosineRestarts", "ParameterError",
+    "CosineRestarts", "ParameterError", "PiecewiseInterpolate", "PowerDecay", "Cyclic", "PolynomialRestarts",
 ]

@@ -16,33 +16,47 @@ def _deserialize(config):
 
 @base.register
 class Warmup(base.Schedule):
-    """Linear warmup from start_lr to schedule(0) over warmup_steps, then schedule(s - warmup_steps).
+    """A warmup from start_lr over warmup_steps in front of (prefix) or over the start of (no prefix) a schedule.
 
-    Works with any Keras LearningRateSchedule.
+    With prefix (the default): start_lr + (schedule(0) - start_lr) * (s / w) ** warmup_power for s < w, then
+    schedule(s - w). Without prefix: the same warmup over steps [0, w) of the schedule, then schedule(s), as
+    timm's `warmup_prefix=False` (which jumps from the peak schedule(0) to schedule(w) when its warmup ends).
+    warmup_power is Model Garden's `PolynomialWarmUp` power (1: linear). Works with any Keras LearningRateSchedule.
+    Model Garden's `LinearWarmup` and `PolynomialWarmUp` lay the warmup over the schedule and ramp to schedule(w).
 
     >>> import schedules
     >>> s = schedules.warmup(schedules.get("constant", initial_lr=1.0), warmup_steps=4, start_lr=0.0)
     >>> [round(float(s(x)), 4) for x in (0, 2, 4, 100)]
     [0.0, 0.5, 1.0, 1.0]
+    >>> inner = schedules.get("polynomial", initial_lr=1.0, min_lr=0.0, decay_steps=10)
+    >>> s = schedules.warmup(inner, warmup_steps=4, prefix=False, warmup_power=2.0)
+    >>> [round(float(s(x)), 4) for x in (0, 2, 3, 4, 5)]
+    [0.0, 0.25, 0.5625, 0.6, 0.5]
     """
 
-    def __init__(self, schedule, warmup_steps, start_lr=0.0):
+    _LATER = {"prefix": True, "warmup_power": 1.0}
+
+    def __init__(self, schedule, warmup_steps, start_lr=0.0, prefix=True, warmup_power=1.0):
         if isinstance(schedule, dict):
             schedule = _deserialize(schedule)
         if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
             raise validation.ParameterError("schedule", "a keras LearningRateSchedule", schedule)
         super().__init__(schedule=schedule,
                          warmup_steps=validation.whole("warmup_steps", warmup_steps),
-                         start_lr=validation.real("start_lr", start_lr, low=0.0))
+                         start_lr=validation.real("start_lr", start_lr, low=0.0),
+                         prefix=bool(prefix),
+                         warmup_power=validation.real("warmup_power", warmup_power, low=0.0, low_open=True))
 
     def rate(self, step):
         c = self._config
         inner = c["schedule"]
-        after = tf.cast(inner(tf.maximum(step - c["warmup_steps"], 0)), tf.float64)
+        shift = c["warmup_steps"] if c["prefix"] else 0
+        after = tf.cast(inner(tf.maximum(step - shift, 0)), tf.float64)
         if c["warmup_steps"] == 0:
             return after
         target = tf.cast(inner(tf.constant(0, tf.int64)), tf.float64)
-        warm = base.linear(c["start_lr"], target, base.as_float(step) / c["warmup_steps"])
+        warm = base.linear(c["start_lr"], target, base.ramp(base.as_float(step), c["warmup_steps"],
+                                                             c["warmup_power"]))
         return tf.where(step < c["warmup_steps"], warm, after)
 
     def get_config(self):
@@ -93,9 +107,9 @@ class Sequence(base.Schedule):
         return {"phases": [[_serialize(schedule), steps] for schedule, steps in self._config["phases"]]}
 
 
-def warmup(schedule, warmup_steps, start_lr=0.0):
-    """Puts a linear warmup from start_lr in front of `schedule`."""
-    return Warmup(schedule, warmup_steps, start_lr)
+def warmup(schedule, warmup_steps, start_lr=0.0, prefix=True, warmup_power=1.0):
+    """Puts a warmup from start_lr in front of `schedule` (or, without prefix, over its first warmup_steps)."""
+    return Warmup(schedule, warmup_steps, start_lr, prefix, warmup_power)
 
 
 def sequence(phases):

@@ -14,6 +14,10 @@ _SCHEDULES = {
     "cosine_restarts": restarts.CosineRestarts,
     "one_cycle": cosine.OneCycle,
     "warmup_stable_decay": cosine.WarmupStableDecay,
+    "piecewise_interpolate": constant.PiecewiseInterpolate,
+    "power_decay": decay.PowerDecay,
+    "cyclic": restarts.Cyclic,
+    "polynomial_restarts": restarts.PolynomialRestarts,
 }
 
 

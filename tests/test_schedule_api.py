@@ -21,13 +21,45 @@ EXAMPLES = {
     "one_cycle": dict(initial_lr=0.1, min_lr=1e-3, total_steps=90, warmup_fraction=0.25),
     "warmup_stable_decay": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, stable_steps=40, decay_steps=30,
                                 decay_shape="sqrt"),
+    "piecewise_interpolate": dict(boundaries=[10, 40, 90], values=[0.0, 0.1, 0.02, 1e-3], anneal_shape="cosine"),
+    "power_decay": dict(initial_lr=0.1, decay_power=0.5, warmup_steps=10, total_steps=100, linear_decay_fraction=0.2,
+                        warmup_power=2.0),
+    "cyclic": dict(initial_lr=0.1, min_lr=1e-3, up_steps=7, down_steps=11, mode="triangular2",
+                   cycle_multiplier=1.5),
+    "polynomial_restarts": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=3, cycle_steps=20, cycle_multiplier=1.5,
+                                peak_decay=0.8, max_cycles=4, k_decay=2.0, warmup_power=0.5, power=0.5),
 }
 STEPS = np.arange(0, 120, dtype=np.int64)
+# Parameters added to existing schedules (issue 18), each set away from its default.
+LATER_EXAMPLES = {
+    "exponential(growth)": dict(initial_lr=1e-4, decay_steps=10, decay_rate=3.0, max_lr=0.5),
+    "cosine(exponent, k_decay, warmup_power)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, total_steps=80,
+                                                    exponent=2.0, k_decay=0.5, warmup_power=2.0),
+    "cosine_restarts(k_decay, warmup_power)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=3, cycle_steps=20,
+                                                   cycle_multiplier=1.5, k_decay=3.0, warmup_power=0.5),
+    "one_cycle(start_lr, linear)": dict(initial_lr=0.1, min_lr=1e-4, total_steps=90, warmup_fraction=0.25,
+                                        start_lr=4e-3, anneal_shape="linear"),
+    "one_cycle(three_phase)": dict(initial_lr=0.1, min_lr=1e-4, total_steps=90, warmup_fraction=0.3,
+                                   start_lr=4e-3, three_phase=True),
+    "one_cycle(return_fraction)": dict(initial_lr=0.1, min_lr=1e-4, total_steps=90, warmup_fraction=0.3,
+                                       three_phase=True, return_fraction=0.85, anneal_shape="linear"),
+    "warmup_stable_decay(warmup_power)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, stable_steps=40,
+                                              decay_steps=30, warmup_power=3.0),
+    "warmup_stable_decay(power)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, stable_steps=40,
+                                       decay_steps=30, decay_shape="power", decay_power=2.0),
+    "warmup_stable_decay(exp)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, stable_steps=40,
+                                     decay_steps=30, decay_shape="exp", decay_ratio=0.05),
+    "cyclic(exp_range)": dict(initial_lr=0.1, min_lr=1e-3, up_steps=10, mode="exp_range", gamma=0.99),
+}
 
 
 def all_schedules():
     built = {name: schedules.get(name, **params) for name, params in EXAMPLES.items()}
     built["warmup(cosine_restarts)"] = schedules.warmup(built["cosine_restarts"], warmup_steps=7, start_lr=0.0)
+    built["warmup(prefix=False, warmup_power)"] = schedules.warmup(built["polynomial_restarts"], warmup_steps=9,
+                                                                   start_lr=1e-3, prefix=False, warmup_power=2.0)
+    for name, params in LATER_EXAMPLES.items():
+        built[name] = schedules.get(name.split("(")[0], **params)
     built["sequence"] = schedules.sequence([(built["constant"], 15), (built["cosine"], 40),
                                             (built["exponential"], None)])
     return built
@@ -129,6 +161,9 @@ BAD = [
     ("exponential", dict(initial_lr=0.1, decay_steps=0, decay_rate=0.5), "decay_steps", ">= 1"),
     ("exponential", dict(initial_lr=0.1, decay_steps=10, decay_rate=1.5), "decay_rate", "(0, 1]"),
     ("exponential", dict(initial_lr=0.1, decay_steps=10, decay_rate=0.5, min_lr=0.2), "min_lr", "at most"),
+    ("exponential", dict(initial_lr=0.1, decay_steps=10, decay_rate=2.0, max_lr=0.05), "max_lr", ">= 0.1"),
+    ("exponential", dict(initial_lr=0.1, decay_steps=10, decay_rate=2.0), "decay_rate", "max_lr set"),
+    ("exponential", dict(initial_lr=0.1, decay_steps=10, decay_rate=-2.0, max_lr=1.0), "decay_rate", "> 0"),
     ("inverse_time", dict(initial_lr=0.1, decay_steps=-3, decay_rate=0.5), "decay_steps", ">= 1"),
     ("inverse_time", dict(initial_lr=0.1, decay_steps=3, decay_rate=-0.5), "decay_rate", ">= 0"),
     ("polynomial", dict(initial_lr=0.1, min_lr=-0.1, decay_steps=10), "min_lr", ">= 0"),
@@ -158,6 +193,50 @@ BAD = [
     ("warmup_stable_decay", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, stable_steps=-1, decay_steps=1),
      "stable_steps", ">= 0"),
     ("cosine", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0), "total_steps", "set for schedule cosine"),
+    # issue 18
+    ("cosine", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0, total_steps=5, exponent=0.0), "exponent", "> 0"),
+    ("cosine", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0, total_steps=5, k_decay=-1.0), "k_decay", "> 0"),
+    ("cosine", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, total_steps=5, warmup_power=0.0), "warmup_power",
+     "> 0"),
+    ("cosine_restarts", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0, cycle_steps=10, k_decay=0.0), "k_decay",
+     "> 0"),
+    ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, start_lr=0.2), "start_lr", "[0, 0.1]"),
+    ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, warmup_fraction=0.5, three_phase=True),
+     "warmup_fraction", "(0, 0.5) with three_phase"),
+    ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, return_fraction=0.8), "return_fraction",
+     "None unless three_phase"),
+    ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, warmup_fraction=0.3, three_phase=True,
+                       return_fraction=0.3), "return_fraction", "(0.3, 1)"),
+    ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, anneal_shape="exp"), "anneal_shape",
+     "'cosine', 'linear'"),
+    ("warmup_stable_decay", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, stable_steps=1, decay_steps=1,
+                                 decay_power=0.0), "decay_power", "> 0"),
+    ("warmup_stable_decay", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, stable_steps=1, decay_steps=1,
+                                 decay_ratio=1.0), "decay_ratio", "(0, 1)"),
+    ("piecewise_interpolate", dict(boundaries=[0, 10], values=[1.0, 0.5, 0.1]), "boundaries[0]", ">= 1"),
+    ("piecewise_interpolate", dict(boundaries=[10, 10], values=[1.0, 0.5, 0.1]), "boundaries", "strictly"),
+    ("piecewise_interpolate", dict(boundaries=[10], values=[1.0]), "values", "len(boundaries) + 1"),
+    ("piecewise_interpolate", dict(boundaries=[10], values=[1.0, -1.0]), "values[1]", ">= 0"),
+    ("piecewise_interpolate", dict(boundaries=[10], values=[1.0, 0.0], anneal_shape="sqrt"), "anneal_shape",
+     "one of"),
+    ("power_decay", dict(initial_lr=0.1, decay_power=-0.5), "decay_power", ">= 0"),
+    ("power_decay", dict(initial_lr=0.0), "initial_lr", "> 0"),
+    ("power_decay", dict(initial_lr=0.1, warmup_steps=10, total_steps=10), "warmup_steps", "[0, 9]"),
+    ("power_decay", dict(initial_lr=0.1, total_steps=0), "total_steps", ">= 1"),
+    ("power_decay", dict(initial_lr=0.1, total_steps=10, linear_decay_fraction=1.5), "linear_decay_fraction",
+     "[0, 1]"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=0), "up_steps", ">= 1"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=5, down_steps=0), "down_steps", ">= 1"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=5, mode="triangular3"), "mode", "'triangular2'"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=5, gamma=1.5), "gamma", "(0, 1]"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.2, up_steps=5), "min_lr", "at most"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=5, cycle_multiplier=0.9), "cycle_multiplier", ">= 1"),
+    ("cyclic", dict(initial_lr=0.1, min_lr=0.0, up_steps=1, cycle_multiplier=1.00001), "cycle_multiplier",
+     "cycles of up_steps + down_steps = 2"),
+    ("polynomial_restarts", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0, cycle_steps=10, power=0.0), "power",
+     "> 0"),
+    ("polynomial_restarts", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=10, cycle_steps=10), "warmup_steps",
+     "[0, 9]"),
     ("cosine", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=0, total_steps=5, cycle_steps=3), "cycle_steps",
      "parameters of cosine"),
 ]
@@ -187,6 +266,8 @@ def test_combinators_validate():
         schedules.warmup(0.1, warmup_steps=5)
     with pytest.raises(ValueError, match="phases"):
         schedules.sequence([])
+    with pytest.raises(ValueError, match="warmup_power"):
+        schedules.warmup(SCHEDULES["constant"], warmup_steps=5, warmup_power=-1.0)
     with pytest.raises(ValueError, match=r"phases\[0\] steps"):
         schedules.sequence([(SCHEDULES["constant"], None), (SCHEDULES["cosine"], 5)])
 

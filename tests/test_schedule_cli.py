@@ -80,3 +80,32 @@ def test_every_schedule_parameter_has_a_flag(flag_values):
     for name in schedules.names():
         for parameter in schedules.parameters(name):
             assert parameter in flag_values, parameter
+
+
+def test_issue_18_flags_build_the_new_schedules_and_parameters(flag_values):
+    flag_values(["prog", "--mode=triangular2", "--anneal_shape=linear", "--three_phase", "--start_lr=1e-4",
+                 "--decay_shape=exp", "--decay_ratio=0.05", "--k_decay=2", "--warmup_power=2", "--max_lr=0.5",
+                 "--decay_rate=3", "--decay_power=1.5"])
+    given = schedule_flags.given(flag_values)
+    cyclic = schedule_flags.build("cyclic", given, run_steps=1600).get_config()
+    assert (cyclic["up_steps"], cyclic["down_steps"], cyclic["mode"]) == (200, None, "triangular2")
+    one_cycle = schedule_flags.build("one_cycle", given, run_steps=1000).get_config()
+    assert one_cycle["three_phase"] and one_cycle["anneal_shape"] == "linear" and one_cycle["start_lr"] == 1e-4
+    wsd = schedule_flags.build("warmup_stable_decay", given, run_steps=1000).get_config()
+    assert (wsd["decay_shape"], wsd["decay_ratio"], wsd["warmup_power"]) == ("exp", 0.05, 2.0)
+    restarts = schedule_flags.build("polynomial_restarts", given, run_steps=1000).get_config()
+    assert (restarts["cycle_steps"], restarts["warmup_steps"], restarts["k_decay"]) == (250, 25, 2.0)
+    power = schedule_flags.build("power_decay", given, run_steps=1000).get_config()
+    assert (power["decay_power"], power["warmup_steps"], power["total_steps"]) == (1.5, 50, None)
+    growth = schedule_flags.build("exponential", given, run_steps=1000)
+    assert growth.get_config()["max_lr"] == 0.5 and float(growth(1000)) == pytest.approx(3e-3)
+    assert float(growth(10_000)) == 0.5  # 1e-3 * 3**10 > 0.5
+    assert schedule_flags.build("warmup_stable_decay", given, run_steps=1000).get_config()["decay_power"] == 1.5
+
+
+def test_plot_draws_a_new_schedule(tmp_path):
+    out = tmp_path / "cyclic.png"
+    result = run_plot("--schedule=cyclic,one_cycle", "--steps=4000", "--up_steps=300", "--mode=exp_range",
+                      "--gamma=0.9995", "--three_phase", f"--out={out}")
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

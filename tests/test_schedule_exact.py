@@ -112,3 +112,61 @@ def test_max_cycles_then_min_lr():
     values = lr(np.array([474, 475, 10**6, LAST], dtype=np.int64)).numpy()
     assert values[0] > 0.05
     np.testing.assert_allclose(values[1:], 0.05, rtol=1e-6)
+
+
+def polynomial_reference(c, m, power, steps, initial=1.0, minimum=0.0):
+    """polynomial_restarts (warmup_steps=0) with each step placed exactly against the Fraction cycle starts."""
+    cycles = exact_cycles(c, m)
+    out = []
+    for step in map(int, steps):
+        start, length = cycles[max(i for i, (s, _) in enumerate(cycles) if s <= step)]
+        out.append(minimum + (initial - minimum) * (1 - float((step - start) / length)) ** power)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("c,m,power", [(1000, 2, 1.0), (1000, 1.2, 2.0), (10, 3, 0.5), (7, 1.07, 1.0),
+                                       (2**20, 1.5, 3.0)])
+def test_polynomial_restarts_are_placed_exactly_up_to_2_31(c, m, power):
+    lr = schedules.get("polynomial_restarts", initial_lr=1.0, min_lr=0.0, warmup_steps=0, cycle_steps=c,
+                       cycle_multiplier=m, power=power)
+    steps = boundary_steps(c, m)
+    ours = lr(steps).numpy().astype(np.float64)
+    np.testing.assert_allclose(ours, polynomial_reference(c, m, power, steps), rtol=1e-5, atol=1e-6)
+    restarts = [int(start) for start, _ in exact_cycles(c, m)[1:] if start.denominator == 1]
+    assert restarts
+    np.testing.assert_allclose(ours[np.searchsorted(steps, restarts)], 1.0, atol=1e-6)
+    assert float(lr(1210 if (c, m) == (10, 3) else restarts[-1])) == pytest.approx(1.0)
+
+
+def cyclic_reference(up, down, m, mode, steps, initial=1.0, minimum=0.0):
+    """cyclic's rate with each step's cycle and position in it computed in Fractions."""
+    cycles = exact_cycles(up + down, m)
+    out = []
+    for step in map(int, steps):
+        k = max(i for i, (s, _) in enumerate(cycles) if s <= step)
+        start, length = cycles[k]
+        rise = length * Fraction(up, up + down)
+        t = step - start
+        height = t / rise if t < rise else (length - t) / (length - rise)
+        scale = Fraction(1, 2**k) if mode == "triangular2" else 1
+        out.append(minimum + (initial - minimum) * float(height * scale))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("up,down,m,mode", [(500, 500, 1, "triangular"), (300, 700, 2, "triangular"),
+                                            (4, 6, 3, "triangular2"), (1000, 200, 1.2, "triangular"),
+                                            (3, 4, 1.07, "triangular")])
+def test_cyclic_cycles_are_placed_exactly_up_to_2_31(up, down, m, mode):
+    lr = schedules.get("cyclic", initial_lr=1.0, min_lr=0.0, up_steps=up, down_steps=down, mode=mode,
+                       cycle_multiplier=m)
+    c = up + down
+    steps = boundary_steps(c, m) if m != 1 else np.array(
+        [k * c + d for k in (1, 2, 1000, LAST // c) for d in (-1, 0, 1) if k * c + d <= LAST], dtype=np.int64)
+    ours = lr(steps).numpy().astype(np.float64)
+    expected = cyclic_reference(up, down, m, mode, steps)
+    # triangular2 halves the height every cycle: compare relative to each cycle's height.
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6 if mode == "triangular" else 0)
+    # A cycle's first whole step at an integral start is its floor: min_lr, exactly.
+    starts = [int(s) for s, _ in exact_cycles(c, m)[1:] if s.denominator == 1] if m != 1 else [
+        k * c for k in (1, 2, 1000, LAST // c)]
+    assert np.all(ours[np.searchsorted(steps, starts)] == 0.0)

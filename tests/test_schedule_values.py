@@ -50,6 +50,22 @@ def test_exponential_floor():
 
 
 @pytest.mark.parametrize("staircase", [False, True])
+def test_exponential_growth_to_max_lr(staircase):
+    # An LR range test: from 1e-7, ten times larger every 500 steps, capped at 10 (optax's end_value for growth).
+    ours = schedules.get("exponential", initial_lr=1e-7, decay_steps=500, decay_rate=10.0, staircase=staircase,
+                         max_lr=10.0)
+    exponent = np.floor(STEPS / 500) if staircase else STEPS / 500
+    np.testing.assert_allclose(rates(ours), np.minimum(1e-7 * 10.0**exponent, 10.0), rtol=1e-6)
+    assert rates(ours)[4000] == 10.0 and float(ours(2**53 - 1)) == 10.0
+
+
+def test_exponential_max_lr_caps_nothing_when_decaying():
+    ours = schedules.get("exponential", initial_lr=0.1, decay_steps=700, decay_rate=0.6, max_lr=0.1)
+    np.testing.assert_allclose(rates(ours), 0.1 * 0.6 ** (STEPS / 700), rtol=1e-6)
+    assert "max_lr" not in schedules.get("exponential", initial_lr=0.1, decay_steps=7, decay_rate=0.6).get_config()
+
+
+@pytest.mark.parametrize("staircase", [False, True])
 def test_inverse_time_matches_keras_and_closed_form(staircase):
     ours = schedules.get("inverse_time", initial_lr=0.2, decay_steps=300, decay_rate=1.5, staircase=staircase)
     theirs = keras.optimizers.schedules.InverseTimeDecay(0.2, 300, 1.5, staircase=staircase)

@@ -16,6 +16,8 @@ EPOCH_PARAMETERS = {
     'decay_epochs': 'decay_steps',
     'stable_epochs': 'stable_steps',
     'total_epochs': 'total_steps',
+    'up_epochs': 'up_steps',
+    'down_epochs': 'down_steps',
     'boundary_epochs': 'boundaries',
 }
 DEFAULT_EPOCHS = 15

@@ -10,10 +10,12 @@ from trainer import augment, distribute, models, nonfinite, optimizers
 
 _EPOCH_HELP = {
     'warmup_epochs': 'warmup_steps in epochs',
-    'cycle_epochs': 'cycle_steps in epochs (cosine_restarts)',
+    'cycle_epochs': 'cycle_steps in epochs (cosine_restarts, polynomial_restarts)',
     'decay_epochs': 'decay_steps in epochs',
     'stable_epochs': 'stable_steps in epochs (warmup_stable_decay)',
-    'total_epochs': 'total_steps in epochs (cosine, one_cycle)',
+    'total_epochs': 'total_steps in epochs (cosine, one_cycle, power_decay)',
+    'up_epochs': 'up_steps in epochs (cyclic)',
+    'down_epochs': 'down_steps in epochs (cyclic)',
 }
 
 
