@@ -22,7 +22,10 @@ class Warmup(base.Schedule):
     schedule(s - w). Without prefix: the same warmup over steps [0, w) of the schedule, then schedule(s), as
     timm's `warmup_prefix=False` (which jumps from the peak schedule(0) to schedule(w) when its warmup ends).
     warmup_power is Model Garden's `PolynomialWarmUp` power (1: linear). Works with any Keras LearningRateSchedule.
-    Model Garden's `LinearWarmup` and `PolynomialWarmUp` lay the warmup over the schedule and ramp to schedule(w).
+    Model Garden's `LinearWarmup` and `PolynomialWarmUp` lay the warmup over the schedule and ramp to schedule(w);
+    here the ramp always ends at schedule(0).
+    Python only (no flag): it wraps a schedule object. The registered cosine, cosine_restarts and
+    polynomial_restarts take `warmup_prefix` and `warmup_power` themselves, flags included.
 
     >>> import schedules
     >>> s = schedules.warmup(schedules.get("constant", initial_lr=1.0), warmup_steps=4, start_lr=0.0)
@@ -44,7 +47,7 @@ class Warmup(base.Schedule):
         super().__init__(schedule=schedule,
                          warmup_steps=validation.whole("warmup_steps", warmup_steps),
                          start_lr=validation.real("start_lr", start_lr, low=0.0),
-                         prefix=bool(prefix),
+                         prefix=validation.boolean("prefix", prefix),
                          warmup_power=validation.real("warmup_power", warmup_power, low=0.0, low_open=True))
 
     def rate(self, step):

@@ -12,8 +12,14 @@ class Cosine(base.Schedule):
     lr(s) = min_lr + (initial_lr - min_lr) * (s / w) ** warmup_power                for s < w = warmup_steps
           = min_lr + (initial_lr - min_lr) * ((1 + cos(pi * x ** k_decay)) / 2) ** exponent  for w <= s < T
           = min_lr                                                                   for s >= T = total_steps,
-    with x = (s - w) / (T - w). `exponent` is optax's (`cosine_decay_schedule(exponent=...)`), `k_decay` is timm's
-    (`CosineLRScheduler(k_decay=...)`, Zhang et al., 2020), `warmup_power` Model Garden's `PolynomialWarmUp` power.
+    with x = (s - w) / (T - w), or x = s / T with warmup_prefix=False (the warmup laid over the decay's first w
+    steps, which then goes on from where it is at w: timm's `warmup_prefix=False`). `exponent` is optax's
+    (`cosine_decay_schedule(exponent=...)`), `k_decay` is timm's (`CosineLRScheduler(k_decay=...)`, Zhang et al.,
+    2020), `warmup_power` Model Garden's `PolynomialWarmUp` power. timm's one-cycle `CosineLRScheduler(t_initial,
+    warmup_t, warmup_prefix)` is total_steps = t_initial with warmup_prefix=False, and total_steps = t_initial +
+    warmup_t with warmup_prefix=True.
+    timm's `CosineLRScheduler` warms up from its own `warmup_lr_init` and defaults to `warmup_prefix=False`; here
+    the warmup starts at min_lr and warmup_prefix defaults to True (the decay starts after the warmup).
     optax's `warmup_cosine_decay_schedule` warms up from its own `init_value`; here the warmup starts at min_lr.
     Model Garden's `PolynomialWarmUp` starts from step 1's rate (it takes `max(step, 1)`); here from min_lr at 0.
 
@@ -23,11 +29,15 @@ class Cosine(base.Schedule):
     >>> s = Cosine(initial_lr=1.0, min_lr=0.0, warmup_steps=10, total_steps=110, exponent=2.0, warmup_power=2.0)
     >>> [round(float(s(x)), 4) for x in (5, 10, 60)]
     [0.25, 1.0, 0.25]
+    >>> s = Cosine(initial_lr=1.0, min_lr=0.0, warmup_steps=50, total_steps=100, warmup_prefix=False)
+    >>> [round(float(s(x)), 4) for x in (25, 49, 50, 75, 100)]
+    [0.5, 0.98, 0.5, 0.1464, 0.0]
     """
 
-    _LATER = {"exponent": 1.0, "k_decay": 1.0, "warmup_power": 1.0}
+    _LATER = {"exponent": 1.0, "k_decay": 1.0, "warmup_power": 1.0, "warmup_prefix": True}
 
-    def __init__(self, initial_lr, min_lr, warmup_steps, total_steps, exponent=1.0, k_decay=1.0, warmup_power=1.0):
+    def __init__(self, initial_lr, min_lr, warmup_steps, total_steps, exponent=1.0, k_decay=1.0, warmup_power=1.0,
+                 warmup_prefix=True):
         initial_lr, min_lr = validation.rates(initial_lr, min_lr)
         total_steps = validation.whole("total_steps", total_steps, low=1)
         super().__init__(
@@ -37,14 +47,16 @@ class Cosine(base.Schedule):
             total_steps=total_steps,
             exponent=validation.real("exponent", exponent, low=0.0, low_open=True),
             k_decay=validation.real("k_decay", k_decay, low=0.0, low_open=True),
-            warmup_power=validation.real("warmup_power", warmup_power, low=0.0, low_open=True))
+            warmup_power=validation.real("warmup_power", warmup_power, low=0.0, low_open=True),
+            warmup_prefix=validation.boolean("warmup_prefix", warmup_prefix))
 
     def rate(self, step):
         c = self._config
         s = base.as_float(step)
         w, total = c["warmup_steps"], c["total_steps"]
         warm = base.linear(c["min_lr"], c["initial_lr"], base.ramp(s, w, c["warmup_power"]))
-        x = tf.minimum((s - w) / (total - w), 1.0)
+        decay_start = w if c["warmup_prefix"] else 0
+        x = tf.minimum((s - decay_start) / (total - decay_start), 1.0)
         decay = cosine_decay(c["initial_lr"], c["min_lr"], x, c["exponent"], c["k_decay"])
         return tf.where(s < w, warm, decay)
 
@@ -71,6 +83,7 @@ class OneCycle(base.Schedule):
     initial_lr -> start_lr over [p, q), start_lr -> min_lr over [q, T), q = return_fraction * total_steps
     (default 2 p, PyTorch's; optax's `linear_onecycle_schedule` calls it `pct_final`).
     torch's `OneCycleLR` counts the peak at `pct_start * total_steps - 1` and the end at `total_steps - 1`.
+    torch's three-phase `OneCycleLR` returns to its initial_lr at `2 * pct_start * total_steps - 2`, not 2 p.
     optax's `linear_onecycle_schedule` rounds its boundaries down to whole steps (`int(pct_start * steps)`).
 
     >>> s = OneCycle(initial_lr=1.0, min_lr=0.0, total_steps=100, warmup_fraction=0.2)
@@ -90,7 +103,7 @@ class OneCycle(base.Schedule):
         warmup_fraction = validation.real("warmup_fraction", warmup_fraction, low=0.0, high=1.0, high_open=True)
         if start_lr is not None:
             start_lr = validation.real("start_lr", start_lr, low=0.0, high=initial_lr)
-        three_phase = bool(three_phase)
+        three_phase = validation.boolean("three_phase", three_phase)
         if return_fraction is not None:
             if not three_phase:
                 raise validation.ParameterError("return_fraction", "None unless three_phase", return_fraction)
@@ -165,7 +178,8 @@ class WarmupStableDecay(base.Schedule):
             decay_steps=validation.whole("decay_steps", decay_steps, low=1),
             decay_shape=validation.choice("decay_shape", decay_shape, DECAY_SHAPES),
             warmup_power=validation.real("warmup_power", warmup_power, low=0.0, low_open=True),
-            decay_power=validation.real("decay_power", decay_power, low=0.0, low_open=True),
+            # Checked for the shape that uses it: the shared --decay_power may be power_decay's 0.
+            decay_power=validation.real("decay_power", decay_power, low=0.0, low_open=decay_shape == "power"),
             decay_ratio=validation.real("decay_ratio", decay_ratio, low=0.0, high=1.0, low_open=True,
                                         high_open=True))
 

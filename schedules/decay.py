@@ -112,7 +112,8 @@ class PowerDecay(base.Schedule):
           = initial_lr * (max(s, 1) / max(w, 1)) ** -decay_power      for s >= w,
     times min(1, (T - s) / (linear_decay_fraction * T)) when T = total_steps is set (a linear fall to 0 at T,
     Model Garden's `PowerAndLinearDecay`). With w = 0 this is Model Garden's `DirectPowerDecay`
-    (initial_lr * max(s, 1) ** power, its power = -decay_power); decay_power=0.5 with
+    (initial_lr * max(s, 1) ** power, its power = -decay_power); with a warmup, the part after it is Model Garden's
+    with initial_learning_rate = initial_lr * w ** decay_power; decay_power=0.5 with
     initial_lr = (d_model * w) ** -0.5 is the Transformer's (Noam) rate d_model ** -0.5 * min(s ** -0.5, s * w ** -1.5).
     Model Garden's `offset` is `schedules.sequence` with a `constant` for the first offset steps.
     Model Garden's `PowerDecayWithOffset` keeps its `pre_offset_learning_rate` one step longer, at step offset.

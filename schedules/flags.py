@@ -56,6 +56,8 @@ _BOOLS = {
     "staircase": "exponential, inverse_time: decay in whole periods.",
     "cycle": "polynomial: start a new, longer period at every multiple of decay_steps.",
     "three_phase": "one_cycle: rise, fall back to start_lr, then fall to min_lr (torch's three_phase).",
+    "warmup_prefix": "cosine, cosine_restarts, polynomial_restarts: the decay starts after the warmup (default "
+                     "true); --nowarmup_prefix lays the warmup over the decay's start (timm's warmup_prefix=False).",
 }
 _ENUMS = {
     "decay_shape": (cosine.DECAY_SHAPES, "warmup_stable_decay: shape of the decay (default cosine)."),

@@ -48,6 +48,13 @@ def rates(initial_lr, min_lr):
     return initial_lr, real("min_lr", min_lr, low=0.0)
 
 
+def boolean(parameter, value):
+    """Returns `value` after checking it is True or False (a string such as "False" is refused, not truthy)."""
+    if value is not True and value is not False:
+        raise ParameterError(parameter, "True or False", value)
+    return value
+
+
 def choice(parameter, value, allowed):
     if value not in allowed:
         raise ParameterError(parameter, "one of " + ", ".join(map(repr, allowed)), value)

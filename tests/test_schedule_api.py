@@ -1,5 +1,6 @@
 """Schedules as Keras objects: shapes, statelessness, tf.function and XLA, serialization, Adam, validation."""
 
+import inspect
 import math
 
 import keras
@@ -50,6 +51,12 @@ LATER_EXAMPLES = {
     "warmup_stable_decay(exp)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, stable_steps=40,
                                      decay_steps=30, decay_shape="exp", decay_ratio=0.05),
     "cyclic(exp_range)": dict(initial_lr=0.1, min_lr=1e-3, up_steps=10, mode="exp_range", gamma=0.99),
+    "cosine(warmup_prefix=False)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, total_steps=80,
+                                        warmup_prefix=False),
+    "cosine_restarts(warmup_prefix=False)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=3, cycle_steps=20,
+                                                 cycle_multiplier=1.5, warmup_prefix=False),
+    "polynomial_restarts(warmup_prefix=False)": dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=4, cycle_steps=20,
+                                                     power=2.0, warmup_prefix=False),
 }
 
 
@@ -210,7 +217,23 @@ BAD = [
     ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, anneal_shape="exp"), "anneal_shape",
      "'cosine', 'linear'"),
     ("warmup_stable_decay", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, stable_steps=1, decay_steps=1,
-                                 decay_power=0.0), "decay_power", "> 0"),
+                                 decay_shape="power", decay_power=0.0), "decay_power", "> 0"),
+    ("warmup_stable_decay", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, stable_steps=1, decay_steps=1,
+                                 decay_power=-1.0), "decay_power", ">= 0"),
+    ("cosine_restarts", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, cycle_steps=10, warmup_power=0.0),
+     "warmup_power", "> 0"),
+    ("warmup_stable_decay", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, stable_steps=1, decay_steps=1,
+                                 warmup_power=-2.0), "warmup_power", "> 0"),
+    ("power_decay", dict(initial_lr=0.1, warmup_steps=10, warmup_power=float("inf")), "warmup_power", "finite"),
+    ("power_decay", dict(initial_lr=0.1, warmup_steps=10, warmup_power=0.0), "warmup_power", "> 0"),
+    ("one_cycle", dict(initial_lr=0.1, min_lr=0.0, total_steps=10, warmup_fraction=0.2, three_phase="False"),
+     "three_phase", "True or False"),
+    ("cosine", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, total_steps=5, warmup_prefix="False"),
+     "warmup_prefix", "True or False"),
+    ("cosine_restarts", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, cycle_steps=10, warmup_prefix=0.0),
+     "warmup_prefix", "True or False"),
+    ("polynomial_restarts", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, cycle_steps=10, warmup_prefix=None),
+     "warmup_prefix", "True or False"),
     ("warmup_stable_decay", dict(initial_lr=0.1, min_lr=0.0, warmup_steps=1, stable_steps=1, decay_steps=1,
                                  decay_ratio=1.0), "decay_ratio", "(0, 1)"),
     ("piecewise_interpolate", dict(boundaries=[0, 10], values=[1.0, 0.5, 0.1]), "boundaries[0]", ">= 1"),
@@ -270,6 +293,56 @@ def test_combinators_validate():
         schedules.warmup(SCHEDULES["constant"], warmup_steps=5, warmup_power=-1.0)
     with pytest.raises(ValueError, match=r"phases\[0\] steps"):
         schedules.sequence([(SCHEDULES["constant"], None), (SCHEDULES["cosine"], 5)])
+    with pytest.raises(schedules.ParameterError) as error:
+        schedules.warmup(SCHEDULES["constant"], warmup_steps=5, prefix="False")  # a string is not False
+    assert str(error.value) == "prefix must be True or False, got 'False'" and error.value.parameter == "prefix"
+
+
+def test_warmup_stable_decay_checks_decay_power_only_for_the_power_shape():
+    # --decay_power=0 is power_decay's constant rate; the same flag must not stop a cosine or exp WSD.
+    for shape in ("linear", "cosine", "sqrt", "exp"):
+        lr = schedules.get("warmup_stable_decay", initial_lr=1.0, min_lr=0.0, warmup_steps=0, stable_steps=0,
+                           decay_steps=10, decay_shape=shape, decay_power=0.0)
+        default = schedules.get("warmup_stable_decay", initial_lr=1.0, min_lr=0.0, warmup_steps=0, stable_steps=0,
+                                decay_steps=10, decay_shape=shape)
+        np.testing.assert_array_equal(lr(STEPS).numpy(), default(STEPS).numpy())
+    with pytest.raises(schedules.ParameterError, match="decay_power must be a finite number > 0, got 0.0"):
+        schedules.get("warmup_stable_decay", initial_lr=1.0, min_lr=0.0, warmup_steps=0, stable_steps=0,
+                      decay_steps=10, decay_shape="power", decay_power=0.0)
+
+
+# The parameter lists of the schedules that existed before issue 18, as they were at cf8677d
+# (`git show cf8677d:schedules/<file>.py`): a schedule built with only these parameters must keep exactly this
+# config, so configs written before issue 18 stay the same.
+PRE_ISSUE_18 = {
+    "cosine": (dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, total_steps=80), {}),
+    "one_cycle": (dict(initial_lr=0.1, min_lr=1e-3, total_steps=90), dict(warmup_fraction=0.3)),
+    "warmup_stable_decay": (dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=10, stable_steps=40, decay_steps=30),
+                            dict(decay_shape="cosine")),
+    "exponential": (dict(initial_lr=0.1, decay_steps=20, decay_rate=0.5), dict(staircase=False, min_lr=0.0)),
+    "polynomial": (dict(initial_lr=0.1, min_lr=1e-3, decay_steps=30), dict(power=1.0, cycle=False)),
+    "cosine_restarts": (dict(initial_lr=0.1, min_lr=1e-3, warmup_steps=3, cycle_steps=20),
+                        dict(cycle_multiplier=1.0, peak_decay=1.0, max_cycles=None)),
+}
+
+
+@pytest.mark.parametrize("name", PRE_ISSUE_18)
+def test_pre_issue_18_configs_are_unchanged(name):
+    required, defaults = PRE_ISSUE_18[name]
+    lr = schedules.get(name, **required)
+    config = lr.get_config()
+    assert list(config) == [*required, *defaults]  # the pre-issue signature order
+    assert config == {**required, **defaults}
+    assert all(type(config[k]) is type(v) for k, v in {**required, **defaults}.items())
+    assert type(lr).from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize("cls", sorted({type(s) for s in SCHEDULES.values()}, key=lambda c: c.__name__))
+def test_later_defaults_are_the_signature_defaults(cls):
+    signature = inspect.signature(cls.__init__).parameters
+    for parameter, default in cls._LATER.items():
+        assert parameter in signature, parameter
+        assert signature[parameter].default == default and type(signature[parameter].default) is type(default)
 
 
 def test_integer_steps_only():

@@ -103,6 +103,24 @@ def test_issue_18_flags_build_the_new_schedules_and_parameters(flag_values):
     assert schedule_flags.build("warmup_stable_decay", given, run_steps=1000).get_config()["decay_power"] == 1.5
 
 
+def test_warmup_prefix_flag_reaches_the_schedules_that_take_it(flag_values):
+    flag_values(["prog", "--nowarmup_prefix"])
+    given = schedule_flags.given(flag_values)
+    assert given == {"warmup_prefix": False}
+    for name in ("cosine", "cosine_restarts", "polynomial_restarts"):
+        lr = schedule_flags.build(name, given, run_steps=1000)
+        assert lr.get_config()["warmup_prefix"] is False
+        # Laid over the decay: the step after the warmup is already below the peak.
+        warmup = lr.get_config()["warmup_steps"]
+        assert 0 < warmup and float(lr(warmup)) < 1e-3 * (1 - 1e-4)
+    unset = schedule_flags.build("cosine_restarts", {}, run_steps=1000)
+    assert "warmup_prefix" not in unset.get_config() and float(unset(25)) == pytest.approx(1e-3)
+    flag_values.unparse_flags()
+    flag_values(["prog", "--warmup_prefix"])
+    prefixed = schedule_flags.build("cosine", schedule_flags.given(flag_values), 1000)
+    assert prefixed.get_config() == schedule_flags.build("cosine", {}, 1000).get_config()  # True is the default
+
+
 def test_plot_draws_a_new_schedule(tmp_path):
     out = tmp_path / "cyclic.png"
     result = run_plot("--schedule=cyclic,one_cycle", "--steps=4000", "--up_steps=300", "--mode=exp_range",

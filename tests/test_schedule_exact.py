@@ -1,16 +1,20 @@
 """Cycle placement of cosine_restarts checked against exact rational arithmetic, up to step 2**31 - 1."""
 
+import functools
 import math
 from fractions import Fraction
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import schedules
+from schedules import restarts
 
 LAST = 2**31 - 1
 
 
+@functools.lru_cache(maxsize=2)
 def exact_cycles(c, m):
     """[(S_k, L_k)] as Fractions for every cycle starting at or below LAST."""
     m = Fraction(str(m))
@@ -19,6 +23,11 @@ def exact_cycles(c, m):
         out.append((start, length))
         start, length = start + length, length * m
     return out
+
+
+def cycle_of(cycles, step):
+    """The index of the cycle whole step `step` is in, by exact comparison with the Fraction starts."""
+    return max(i for i, (s, _) in enumerate(cycles) if s <= int(step))
 
 
 def reference(c, m, w, steps, initial=1.0, minimum=0.0):
@@ -59,6 +68,8 @@ def test_every_restart_up_to_2_31_is_placed_exactly(c, m):
     ours = lr(steps).numpy().astype(np.float64)
     expected = reference(c, m, 0, steps)
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+    placed = lr._place(tf.constant(steps))[0].numpy()
+    np.testing.assert_array_equal(placed, steps // c if m == 1 else [cycle_of(exact_cycles(c, m), s) for s in steps])
     # Integral restart points are the new cycle's first step: the peak (warmup_steps=0).
     restarts = [int(start) for start, _ in exact_cycles(c, m)[1:]
                 if start.denominator == 1] if m != 1 else [k * c for k in (1, 2, 1000, LAST // c)]
@@ -132,6 +143,8 @@ def test_polynomial_restarts_are_placed_exactly_up_to_2_31(c, m, power):
     steps = boundary_steps(c, m)
     ours = lr(steps).numpy().astype(np.float64)
     np.testing.assert_allclose(ours, polynomial_reference(c, m, power, steps), rtol=1e-5, atol=1e-6)
+    placed = lr._place(tf.constant(steps))[0].numpy()
+    np.testing.assert_array_equal(placed, [cycle_of(exact_cycles(c, m), s) for s in steps])
     restarts = [int(start) for start, _ in exact_cycles(c, m)[1:] if start.denominator == 1]
     assert restarts
     np.testing.assert_allclose(ours[np.searchsorted(steps, restarts)], 1.0, atol=1e-6)
@@ -164,9 +177,26 @@ def test_cyclic_cycles_are_placed_exactly_up_to_2_31(up, down, m, mode):
         [k * c + d for k in (1, 2, 1000, LAST // c) for d in (-1, 0, 1) if k * c + d <= LAST], dtype=np.int64)
     ours = lr(steps).numpy().astype(np.float64)
     expected = cyclic_reference(up, down, m, mode, steps)
-    # triangular2 halves the height every cycle: compare relative to each cycle's height.
-    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6 if mode == "triangular" else 0)
-    # A cycle's first whole step at an integral start is its floor: min_lr, exactly.
-    starts = [int(s) for s, _ in exact_cycles(c, m)[1:] if s.denominator == 1] if m != 1 else [
-        k * c for k in (1, 2, 1000, LAST // c)]
-    assert np.all(ours[np.searchsorted(steps, starts)] == 0.0)
+    # Relative only: next to a cycle start the triangle is near min_lr = 0 on both sides, where any absolute
+    # tolerance would hide a start placed one step off far out (1 / (L - U) is ~1e-9 there).
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=0)
+    # Each boundary step is in the cycle the Fractions put it in (the schedule's own table and placement).
+    cycles = exact_cycles(c, m)
+    placed = restarts.place(tf.constant(steps), c, float(m), getattr(lr, "_table", None))[0].numpy()
+    np.testing.assert_array_equal(placed, [cycle_of(cycles, s) for s in steps])
+    # At an integral start S_k: the step before is one step short of the end of cycle k - 1 (1 / (L - U) of its
+    # height), the start is min_lr exactly, the step after one step up (1 / U of its height).
+    scale = (lambda i: Fraction(1, 2**i)) if mode == "triangular2" else (lambda i: 1)
+    rise = Fraction(up, up + down)
+    checked = 0
+    for k in sorted({cycle_of(cycles, s) for s in steps} - {0}):
+        start, length = cycles[k]
+        if start.denominator != 1 or int(start) not in set(steps.tolist()) or start + 1 > LAST:
+            continue
+        i = np.searchsorted(steps, int(start))
+        assert steps[i - 1] == start - 1 and steps[i + 1] == start + 1
+        assert ours[i] == 0.0
+        assert ours[i - 1] == pytest.approx(float(scale(k - 1) / (cycles[k - 1][1] * (1 - rise))), rel=1e-5, abs=0)
+        assert ours[i + 1] == pytest.approx(float(scale(k) / (length * rise)), rel=1e-5, abs=0)
+        checked += 1
+    assert checked >= 1

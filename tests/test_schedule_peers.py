@@ -296,6 +296,61 @@ def test_polynomial_restarts_with_warmup_is_timm_poly_lr_scheduler(t_initial, cy
     np.testing.assert_allclose(rates(ours), theirs, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.parametrize("warmup_prefix", [False, True])
+@pytest.mark.parametrize("k_decay", [1.0, 2.0])
+def test_cosine_warmup_prefix_is_timm_one_cycle_cosine_lr_scheduler(warmup_prefix, k_decay):
+    # timm's default cycle_limit=1: one cycle of t_initial steps after (prefix) or under (no prefix) the warmup.
+    t_initial, warmup_t = 4000, 300
+    ours = schedules.get("cosine", initial_lr=1e-2, min_lr=1e-4, warmup_steps=warmup_t,
+                         total_steps=t_initial + (warmup_t if warmup_prefix else 0), k_decay=k_decay,
+                         warmup_prefix=warmup_prefix)
+    theirs = [timm_reference("cosine", t_initial, 1e-2, 1e-4, 1.0, 1.0, 1, warmup_t, 1e-4, warmup_prefix, k_decay,
+                             None, int(s)) for s in STEPS]
+    np.testing.assert_allclose(rates(ours), theirs, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["cosine", "poly"])
+@pytest.mark.parametrize("warmup_prefix", [False, True])
+def test_restarts_warmup_prefix_with_one_cycle_is_timm(kind, warmup_prefix):
+    t_initial, warmup_t = 3000, 400
+    params = dict(initial_lr=1e-2, min_lr=1e-4, warmup_steps=warmup_t, max_cycles=1, k_decay=1.5,
+                  cycle_steps=t_initial + (warmup_t if warmup_prefix else 0), cycle_multiplier=2.0,
+                  peak_decay=0.5, warmup_prefix=warmup_prefix)
+    if kind == "cosine":
+        ours = schedules.get("cosine_restarts", **params)
+    else:
+        ours = schedules.get("polynomial_restarts", power=2.0, **params)
+    theirs = [timm_reference(kind, t_initial, 1e-2, 1e-4, 2.0, 0.5, 1, warmup_t, 1e-4, warmup_prefix, 1.5, 2.0,
+                             int(s)) for s in STEPS]
+    np.testing.assert_allclose(rates(ours), theirs, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["cosine", "poly"])
+@pytest.mark.parametrize("warmup_power", [1.0, 2.0])
+def test_restarts_without_warmup_prefix_are_timm_cycles_each_with_its_warmup_laid_over(kind, warmup_power):
+    # timm warms up once; here each cycle warms up over its first 50 * 2**i steps, laid over its decay. Outside
+    # those later warmups the rate is timm's (warmup_prefix=False, warmup_lr_init=min_lr); inside them, a ramp.
+    c, w = 500, 50
+    params = dict(initial_lr=1e-2, min_lr=1e-4, warmup_steps=w, cycle_steps=c, cycle_multiplier=2.0,
+                  peak_decay=0.8, max_cycles=4, k_decay=1.5, warmup_power=warmup_power, warmup_prefix=False)
+    if kind == "cosine":
+        ours = schedules.get("cosine_restarts", **params)
+    else:
+        ours = schedules.get("polynomial_restarts", power=2.0, **params)
+    expected = []
+    for step in map(int, STEPS):
+        start, length, k = 0, c, 0
+        while step >= start + length:
+            start, length, k = start + length, 2 * length, k + 1
+        warm = w * 2**k
+        if k < 4 and step - start < warm and (k > 0 or warmup_power != 1.0):
+            peak = 1e-2 * 0.8**k
+            expected.append(1e-4 + (peak - 1e-4) * ((step - start) / warm) ** warmup_power)
+        else:
+            expected.append(timm_reference(kind, c, 1e-2, 1e-4, 2.0, 0.8, 4, w, 1e-4, False, 1.5, 2.0, step))
+    np.testing.assert_allclose(rates(ours), expected, rtol=1e-6, atol=1e-12)
+
+
 def test_cosine_k_decay_closed_form_numpy():
     ours = schedules.get("cosine", initial_lr=1e-3, min_lr=1e-5, warmup_steps=250, total_steps=4000, k_decay=2.5)
     s = STEPS.astype(np.float64)
