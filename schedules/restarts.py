@@ -13,13 +13,11 @@ MAX_TABULATED_CYCLES = 2**16
 
 
 def cycle_starts(cycle_steps, cycle_multiplier, max_cycles=None):
-    """Returns (first_steps, starts, lengths, offsets) of the cycles, for a cycle_multiplier above 1.
+    """Returns (first_steps, starts, lengths) of the cycles, for a cycle_multiplier above 1.
 
     Cycle k spans the real interval [S_k, S_k+1) with S_k = cycle_steps * (m**k - 1) / (m - 1) and m the
     decimal `cycle_multiplier` prints as (1.2 is 6/5). first_steps[k] = ceil(S_k), computed exactly, is the
-    first whole step in cycle k; starts[k] = S_k, lengths[k] = cycle_steps * m**k and offsets[k] =
-    first_steps[k] - S_k (in [0, 1)) are the nearest floats, so a step's distance from a start is an exact
-    integer plus a small offset, accurate relative to itself however far out the cycle is.
+    first whole step in cycle k; starts[k] = S_k and lengths[k] = cycle_steps * m**k are the nearest floats.
     The list ends with the first cycle that starts past MAX_STEP, or with cycle max_cycles (the end of the
     last one), so its length is one more than the number of cycles.
 
@@ -30,17 +28,15 @@ def cycle_starts(cycle_steps, cycle_multiplier, max_cycles=None):
     p, q = m.numerator, m.denominator
     context = decimal.Context(prec=60)
     m_decimal = context.divide(decimal.Decimal(p), decimal.Decimal(q))
-    first_steps, starts, lengths, offsets = [], [], [], []
+    first_steps, starts, lengths = [], [], []
     start, length = decimal.Decimal(0), decimal.Decimal(cycle_steps)
     k = 0
     while True:
-        first, offset = _first_step(start, k, cycle_steps, p, q, context)
-        first_steps.append(first)
-        offsets.append(offset)
+        first_steps.append(_ceil(start, k, cycle_steps, p, q))
         starts.append(float(start))
         lengths.append(float(length))
         if first_steps[-1] > base.MAX_STEP or k == max_cycles:
-            return first_steps, starts, lengths, offsets
+            return first_steps, starts, lengths
         if k == MAX_TABULATED_CYCLES:
             raise validation.ParameterError(
                 "cycle_multiplier",
@@ -51,43 +47,37 @@ def cycle_starts(cycle_steps, cycle_multiplier, max_cycles=None):
         k += 1
 
 
-def _first_step(start, k, cycle_steps, p, q, context):
-    """(ceil(S_k), ceil(S_k) - S_k), from the 60-digit S_k unless it is within rounding of a whole number."""
+def _ceil(start, k, cycle_steps, p, q):
+    """ceil(S_k), from the 60-digit S_k unless it is within rounding of a whole number."""
     fraction = start - int(start)
     if decimal.Decimal("1e-30") < fraction < 1 - decimal.Decimal("1e-30"):
-        first = int(start) + 1
-        return first, float(context.subtract(decimal.Decimal(first), start))
+        return int(start) + 1
     if k == 0:
-        return 0, 0.0
+        return 0
     # S_k = c * (p**k - q**k) / ((p - q) * q**(k - 1)), in integers.
-    exact = fractions.Fraction(cycle_steps * (p**k - q**k), (p - q) * q**(k - 1))
-    first = -(-exact.numerator // exact.denominator)
-    return first, float(first - exact)
+    numerator = cycle_steps * (p**k - q**k)
+    denominator = (p - q) * q**(k - 1)
+    return -(-numerator // denominator)
 
 
 def place(step, cycle_steps, cycle_multiplier, table):
-    """(cycle index, position in the cycle, steps left to the next start, cycle length) of each int64 step.
+    """(cycle index, position in the cycle, cycle length) of each int64 step; `table` is cycle_starts's (m > 1).
 
-    `table` is cycle_starts's (m > 1). Cycle i spans [S_i, S_i+1): for m = 1 by integer division, else by
-    integer comparison with the exact first steps of the table, so no float logarithm ever places a step. The
-    position s - S_i and what is left, S_i+1 - s, are exact integer differences plus the tabulated offsets.
+    Cycle i spans [S_i, S_i+1): for m = 1 by integer division, else by integer comparison with the exact first
+    steps of the table, so no float logarithm ever places a step.
     """
     if cycle_multiplier == 1.0:
         cycle = step // cycle_steps
-        position = base.as_float(step - cycle * cycle_steps)
-        return cycle, position, cycle_steps - position, tf.constant(float(cycle_steps), tf.float64)
-    first_steps, _, lengths, offsets = table
-    first_steps = tf.constant(first_steps, tf.int64)
-    offsets = tf.constant(offsets, tf.float64)
+        return cycle, base.as_float(step - cycle * cycle_steps), tf.constant(float(cycle_steps), tf.float64)
+    first_steps, starts, lengths = table
     flat = tf.reshape(step, [-1])
-    cycle = tf.searchsorted(first_steps, flat, side="right") - 1
-    last = tf.minimum(cycle, len(lengths) - 2)
+    cycle = tf.searchsorted(tf.constant(first_steps, tf.int64), flat, side="right") - 1
+    last = tf.minimum(cycle, len(first_steps) - 2)
     length = tf.gather(tf.constant(lengths, tf.float64), last)
-    position = base.as_float(flat - tf.gather(first_steps, last)) + tf.gather(offsets, last)
-    left = base.as_float(tf.gather(first_steps, last + 1) - flat) - tf.gather(offsets, last + 1)
+    position = tf.clip_by_value(base.as_float(flat) - tf.gather(tf.constant(starts, tf.float64), last),
+                                0.0, length)
     shape = tf.shape(step)
-    return (tf.reshape(tf.cast(cycle, tf.int64), shape), tf.reshape(tf.clip_by_value(position, 0.0, length), shape),
-            tf.reshape(tf.clip_by_value(left, 0.0, length), shape), tf.reshape(length, shape))
+    return (tf.reshape(tf.cast(cycle, tf.int64), shape), tf.reshape(position, shape), tf.reshape(length, shape))
 
 
 @base.register
@@ -152,7 +142,7 @@ class CosineRestarts(base.Schedule):
 
     def rate(self, step):
         c = self._config
-        cycle, position, _, length = self._place(step)
+        cycle, position, length = self._place(step)
         warmup = length * (c["warmup_steps"] / c["cycle_steps"])
         peak_factor = tf.pow(tf.constant(c["peak_decay"], tf.float64), base.as_float(cycle))
         peak = tf.maximum(c["initial_lr"] * peak_factor, c["min_lr"])
@@ -173,7 +163,7 @@ class CosineRestarts(base.Schedule):
         return base.cosine(peak, floor, x)
 
     def _place(self, step):
-        """(cycle index, position in the cycle, steps left to the next start, cycle length) of each step."""
+        """(cycle index, position in the cycle, cycle length) of each step."""
         return place(step, self._config["cycle_steps"], self._config["cycle_multiplier"], getattr(self, "_table", None))
 
 
@@ -254,9 +244,9 @@ class Cyclic(base.Schedule):
         c = self._config
         up = c["up_steps"]
         cycle_steps = up + (up if c["down_steps"] is None else c["down_steps"])
-        cycle, position, left, length = place(step, cycle_steps, c["cycle_multiplier"], getattr(self, "_table", None))
+        cycle, position, length = place(step, cycle_steps, c["cycle_multiplier"], getattr(self, "_table", None))
         rise = length * (up / cycle_steps)
-        height = tf.where(position < rise, position / rise, left / (length - rise))
+        height = tf.where(position < rise, position / rise, (length - position) / (length - rise))
         if c["mode"] == "triangular2":
             height = height * tf.pow(tf.constant(0.5, tf.float64), base.as_float(cycle))
         elif c["mode"] == "exp_range":
