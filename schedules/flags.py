@@ -70,7 +70,11 @@ _ENUMS = {
 def define(flag_values=flags.FLAGS):
     """Defines one flag per schedule parameter on `flag_values`, each unset (None) by default."""
     for name, help_text in _FLOATS.items():
-        flags.DEFINE_float(name, None, help_text, flag_values=flag_values)
+        if name == "initial_lr":  # a number, or "auto", which the trainer resolves (trainer.range_test)
+            flags.DEFINE_string(name, None, help_text + " The trainer also takes auto: a learning-rate range "
+                                "test finds it.", flag_values=flag_values)
+        else:
+            flags.DEFINE_float(name, None, help_text, flag_values=flag_values)
     for name, help_text in _STEPS.items():
         flags.DEFINE_integer(name, None, help_text, flag_values=flag_values)
     for name, help_text in _BOOLS.items():
@@ -87,6 +91,12 @@ def given(flag_values=flags.FLAGS):
     """The schedule parameters set on the command line (or in a flagfile), as Python values."""
     names = [*_FLOATS, *_STEPS, *_BOOLS, *_ENUMS, "boundaries", "values"]
     values = {name: flag_values[name].value for name in names if flag_values[name].value is not None}
+    if values.get("initial_lr", "auto") != "auto":
+        try:
+            values["initial_lr"] = float(values["initial_lr"])
+        except ValueError:
+            raise validation.ParameterError("initial_lr", "a number (or, for the trainer, auto)",
+                                            values["initial_lr"]) from None
     for name, convert in (("boundaries", int), ("values", float)):
         if name in values:
             try:

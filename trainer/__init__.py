@@ -1,12 +1,13 @@
-"""stepwise's trainer: `python -m trainer.main`, or `trainer.train(...)` from Python (see trainer.api)."""
+"""stepwise's trainer: `python -m trainer.main`, or `trainer.train(...)` / `trainer.find_lr(...)` from Python (see
+trainer.api)."""
 import importlib
 
 
 def __getattr__(name):
     # Lazy, so `python -m trainer.main` can configure TensorFlow's logging before TensorFlow is imported.
-    if name == 'train':
-        from trainer.api import train
-        return train
+    if name in ('train', 'find_lr'):  # the functions, not the modules of the same name (trainer.find_lr: the CLI)
+        from trainer import api
+        return getattr(api, name)
     try:
         return importlib.import_module(f'{__name__}.{name}')
     except ModuleNotFoundError:

@@ -1,12 +1,13 @@
 """The trainer as a Python function: a compiled Keras model and tf.data datasets (or the built-in image task)."""
 import dataclasses
 import functools
+import os
 
 import keras
 import tensorflow as tf
 
 from trainer import config as config_lib
-from trainer import controller, distribute, experiment, models, optimizers, task
+from trainer import controller, distribute, experiment, faults, models, optimizers, progress, range_test, rundir, task
 
 
 def train(model='cnn', train_data='fashion_mnist', eval_data=None, *, model_dir, loss=None, metrics=None,
@@ -46,6 +47,53 @@ def train(model='cnn', train_data='fashion_mnist', eval_data=None, *, model_dir,
     >>> trainer.train(model, tf.data.Dataset.from_tensor_slices((x, y)), model_dir='/tmp/r',
     ...               schedule=1e-2, epochs=2)                                               # doctest: +SKIP
     """
+    call = _call(model, train_data, eval_data, model_dir, loss, metrics, optimizer, schedule, schedule_params,
+                 num_classes, settings)
+    return _train(call, interactive)
+
+
+def run(config, interactive=None):
+    """Trains the run `config` (a trainer.config.Config) describes: a built-in model on tfds data."""
+    return _train(_Call(config, _strategy(config), functools.partial(models.build, config.model)), interactive)
+
+
+def find_lr(model='cnn', train_data='fashion_mnist', *, out, min_lr=1e-7, max_lr=10.0, num_steps=100, loss=None,
+            metrics=None, optimizer='adam', num_classes=None, interactive=None, **settings):
+    """The learning-rate range test (trainer.range_test) of `model` on `train_data`, with the same arguments
+    and settings as `train` (data, batch, seed, optimizer, strategy); writes per-step scalars and the figure
+    under `out`. Returns a range_test.Result: `suggestion` (None if the loss never decreased), `rule`,
+    `rates`, `losses`, `smoothed`, `stopped`, `figure`, `seconds`."""
+    call = _call(model, train_data, None, out, loss, metrics, optimizer, 1e-3, None, num_classes, settings)
+    return search(call, out, min_lr, max_lr, num_steps, interactive)
+
+
+def search(call, out, min_lr=1e-7, max_lr=10.0, num_steps=100, interactive=None, said_as='', draw=True):
+    """The range test of a resolved call (find_lr, trainer.find_lr's CLI, --initial_lr=auto), said in the log."""
+    range_test.schedule(min_lr, max_lr, num_steps)  # its settings checked before the data is read
+    result = range_test.search(_prepared(call), call.model_fn, call.strategy, out, min_lr, max_lr, num_steps,
+                               call.loss, call.metrics, call.optimizer, draw=draw)
+    progress.Progress(1, 1, interactive).summary([said_as + _found_line(result)])
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """A call's settings resolved: its Config, strategy, model function and the objects passed."""
+    config: config_lib.Config
+    strategy: object
+    model_fn: object
+    train_data: object = None
+    eval_data: object = None
+    schedule: object = None
+    model_given: bool = False
+    num_classes: int | None = None
+    loss: object = None
+    metrics: object = None
+    optimizer: object = None
+
+
+def _call(model, train_data, eval_data, model_dir, loss, metrics, optimizer, schedule, schedule_params, num_classes,
+          settings):
     known = {field.name for field in dataclasses.fields(config_lib.Config)} - _SET_HERE
     unknown = sorted(set(settings) - known)
     if unknown:
@@ -96,22 +144,60 @@ def train(model='cnn', train_data='fashion_mnist', eval_data=None, *, model_dir,
     if isinstance(model, keras.Model) and strategy is not tf.distribute.get_strategy():
         raise config_lib.ConfigError(f'a built keras.Model trains on one device only; for --strategy='
                                      f'{config.strategy} pass a function (info) -> keras.Model')
-    exp = experiment.prepare(config, train_data=train_data if custom_data else None, eval_data=eval_data,
-                             schedule=schedule, model_given=not isinstance(model, str), num_classes=num_classes)
-    return controller.run(exp, model_fn, interactive, strategy, loss=loss, metrics=metrics,
-                          optimizer=optimizer_instance)
+    return _Call(config, strategy, model_fn, train_data if custom_data else None, eval_data, schedule,
+                 not isinstance(model, str), num_classes, loss, metrics, optimizer_instance)
 
 
 # Config fields that train() fills from its own arguments.
 _SET_HERE = {'model_dir', 'dataset', 'model', 'schedule', 'schedule_params', 'optimizer', 'optimizer_params',
-             'loss', 'metrics', 'train_data_sha256'}
+             'loss', 'metrics', 'train_data_sha256', 'found_initial_lr'}
 
 
-def run(config, interactive=None):
-    """Trains the run `config` (a trainer.config.Config) describes: a built-in model on tfds data."""
-    strategy = _strategy(config)
-    exp = experiment.prepare(config)
-    return controller.run(exp, functools.partial(models.build, config.model), interactive, strategy)
+def _prepared(call):
+    return experiment.prepare(call.config, train_data=call.train_data, eval_data=call.eval_data,
+                              schedule=call.schedule, model_given=call.model_given, num_classes=call.num_classes)
+
+
+def _train(call, interactive):
+    call = _resolve_auto_rate(call, interactive)
+    return controller.run(_prepared(call), call.model_fn, interactive, call.strategy, loss=call.loss,
+                          metrics=call.metrics, optimizer=call.optimizer)
+
+
+def _resolve_auto_rate(call, interactive):
+    """--initial_lr=auto: the rate the range test found when the run started (config.json), or a new range test
+    from the run's own initial weights and data (on a model of its own; the run's is built afresh after it);
+    raises faults.Stop if it finds none."""
+    config = call.config
+    if dict(config.schedule_params).get('initial_lr') != 'auto':
+        return call
+    previous = rundir.previous(config.model_dir)
+    if previous is not None and previous.get('found_initial_lr') is None:
+        raise config_lib.ConfigError(
+            f'--model_dir={config.model_dir} holds a run with schedule.initial_lr='
+            f'{previous.get("schedule.initial_lr")!r}, not \'auto\'; rerun with the same settings to resume it, '
+            'or use another --model_dir')
+    if previous is not None:
+        found = previous['found_initial_lr']
+        progress.Progress(1, 1, interactive).summary(
+            [f'--initial_lr=auto: {found:.3g}, found by the range test when the run started ({rundir.CONFIG})'])
+    else:
+        params = {k: v for k, v in config.schedule_params if k != 'initial_lr'}
+        probe = dataclasses.replace(call, config=dataclasses.replace(config, schedule_params=params))
+        result = search(probe, os.path.join(config.model_dir, 'range_test'), interactive=interactive,
+                        said_as='--initial_lr=auto: ', draw=False)
+        if result.suggestion is None:
+            raise faults.Stop(f'--initial_lr=auto: the range test found no rate ({result.rule}; it ran '
+                              f'{len(result.losses)} steps, {result.stopped}); give --initial_lr a number')
+        found = result.suggestion
+    return dataclasses.replace(call, config=dataclasses.replace(config, found_initial_lr=found))
+
+
+def _found_line(result):
+    if result.suggestion is None:
+        return f'range test: no rate to suggest: {result.rule} ({len(result.losses)} steps, {result.stopped})'
+    return (f'range test: suggested peak rate {result.suggestion:.3g} ({result.rule}; {len(result.losses)} steps, '
+            f'{result.stopped}; {result.seconds:.1f} s)')
 
 
 def _strategy(config):
@@ -119,3 +205,12 @@ def _strategy(config):
     strategy = distribute.create(config.strategy, config.num_gpus, config.cpu_devices)
     distribute.check_batch(strategy, config.batch_size)
     return strategy
+
+
+def find_lr_run(config, out, min_lr=1e-7, max_lr=10.0, num_steps=100, interactive=None, draw=True):
+    """The range test of the run `config` describes (`python -m trainer.find_lr`): a built-in model on tfds data."""
+    # --min_lr and --max_lr are the range's ends here, not the schedule's.
+    config = dataclasses.replace(config, schedule_params={k: v for k, v in config.schedule_params
+                                                          if k not in ('min_lr', 'max_lr', 'initial_lr')})
+    call = _Call(config, _strategy(config), functools.partial(models.build, config.model))
+    return search(call, out, min_lr, max_lr, num_steps, interactive, draw=draw)

@@ -18,6 +18,9 @@ measured on one draw of that luck. Writes <out>/throughput.json and throughput.m
 --replicas times the trainer as shipped with 1 and 2 CPU replicas (the CPU split into two logical devices;
 one_device against mirrored) and writes <out>/replicas.json and replicas.md.
 
+--find_lr runs the learning-rate range test on configs/quick.flags for Adam and SGD (momentum 0.9) and compares
+--initial_lr=auto with a grid of fixed peaks; writes <out>/find_lr.json and find_lr.md.
+
 --accuracy trains for --epochs with several schedules at one peak rate (and configs/fashion_mnist_best.flags),
 records the test accuracy after every epoch, and writes <out>/accuracy.json, accuracy.md and accuracy.png.
 """
@@ -37,7 +40,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from schedules import flags as schedule_flags  # noqa: E402
-from trainer import api, data, distribute, loop, models, optimizers, task, tfds_data  # noqa: E402
+from trainer import api, data, distribute, loop, models, optimizers, range_test, task, tfds_data  # noqa: E402
 from trainer import config as config_lib  # noqa: E402
 from trainer import flags as trainer_flags  # noqa: E402
 
@@ -48,6 +51,7 @@ flags.DEFINE_integer('repeats', 3, 'Timed windows per contender.', lower_bound=1
 flags.DEFINE_string('out', 'runs/bench', 'Folder for the results.')
 flags.DEFINE_boolean('accuracy', False, 'Measure time to accuracy instead of throughput.')
 flags.DEFINE_boolean('replicas', False, 'Measure the trainer with 1 and 2 CPU replicas instead.')
+flags.DEFINE_boolean('find_lr', False, 'Measure the learning-rate range test and --initial_lr=auto instead.')
 flags.DEFINE_integer('epochs', 10, 'Epochs per schedule with --accuracy.', lower_bound=1)
 flags.DEFINE_float('peak_lr', 1e-3, 'Peak learning rate of every schedule with --accuracy.')
 
@@ -257,6 +261,61 @@ def accuracy(out, epochs, peak_lr):
     _plot(os.path.join(out, 'accuracy.png'), results)
 
 
+QUICK_FLAGS = os.path.join(os.path.dirname(BEST_FLAGS), 'quick.flags')
+# Peaks of the fixed-rate grid, per optimizer (SGD with momentum 0.9).
+GRID = {'adam': (3e-4, 1e-3, 3e-3, 1e-2), 'sgd': (1e-2, 3e-2, 1e-1, 3e-1)}
+
+
+def _quick_config(folder, optimizer, initial_lr):
+    values = flags.FlagValues()
+    trainer_flags.define(values)
+    # --deterministic: a run at the rate auto finds is then the very run auto trains, and differences between
+    # peaks are not run-to-run noise (without it the same run varies by up to 0.4 points here).
+    values(['bench', f'--flagfile={QUICK_FLAGS}', f'--optimizer={optimizer}', '--momentum=0.9',
+            f'--initial_lr={initial_lr}', f'--model_dir={folder}', '--deterministic'])
+    return trainer_flags.to_config(values)
+
+
+def find_lr(out):
+    """The range test on configs/quick.flags for Adam and SGD (momentum 0.9): its suggestion by every rule and its
+    time, the final accuracy of a grid of fixed peaks, and of --initial_lr=auto (range test included)."""
+    results = {}
+    # TensorFlow's first graphs in a process cost seconds of their own: not the range test's.
+    api.find_lr_run(_quick_config(os.path.join(out, 'runs', 'warm-up'), 'adam', 1e-3),
+                    os.path.join(out, 'runs', 'warm-up'), interactive=False)
+    for optimizer, grid in GRID.items():
+        folder = os.path.join(out, 'runs', optimizer)
+        test = api.find_lr_run(_quick_config(folder + '-auto', optimizer, 1e-3), folder + '-range', interactive=False)
+        entry = {'suggestion': test.suggestion, 'rule': range_test.RULE, 'drawn_range_test_seconds': test.seconds,
+                 'candidates': range_test.candidates(test.rates, test.smoothed), 'steps': len(test.losses),
+                 'grid': {}}
+        for peak in grid:
+            run = api.run(_quick_config(f'{folder}-{peak:g}', optimizer, peak), interactive=False)
+            entry['grid'][f'{peak:g}'] = {'accuracy': run.final['accuracy'], 'seconds': run.seconds}
+        # What --initial_lr=auto runs before training: the same test, not drawn.
+        entry['range_test_seconds'] = api.find_lr_run(_quick_config(folder + '-auto', optimizer, 1e-3),
+                                                      folder + '-range-undrawn', interactive=False, draw=False).seconds
+        auto = api.run(_quick_config(folder + '-auto', optimizer, 'auto'), interactive=False)
+        entry['auto'] = {'accuracy': auto.final['accuracy'], 'seconds': auto.seconds,
+                         'found': json.load(open(os.path.join(folder + '-auto', 'config.json')))['found_initial_lr']}
+        results[optimizer] = entry
+    lines = [f'Range test on configs/quick.flags (seed CNN, Fashion-MNIST, batch 32, 3 epochs, cosine); {_machine()}.',
+             '', '| optimizer | steepest | valley | minimum/10 | range test | grid: final accuracy at each peak | '
+             'best of grid | auto (rate) | auto - best |', '|---|---:|---:|---:|---:|---|---:|---:|---:|']
+    for optimizer, entry in results.items():
+        grid = entry['grid']
+        best = max(v['accuracy'] for v in grid.values())
+        cells = ', '.join(f'{peak}: {100 * v["accuracy"]:.2f}' for peak, v in grid.items())
+        found = entry['candidates']
+        share = entry['range_test_seconds'] / (entry['range_test_seconds'] + entry['auto']['seconds'])
+        lines.append(f'| {optimizer} | {found.get("steepest", float("nan")):.3g} | {found.get("valley", float("nan")):.3g} '
+                     f'| {found.get("minimum/10", float("nan")):.3g} | {entry["steps"]} steps, '
+                     f'{entry["range_test_seconds"]:.1f} s ({100 * share:.1f}% of the auto run with it) | {cells} | '
+                     f'{100 * best:.2f} | {100 * entry["auto"]["accuracy"]:.2f} ({entry["auto"]["found"]:.3g}) | '
+                     f'{100 * (entry["auto"]["accuracy"] - best):+.2f} |')
+    _write(out, 'find_lr', {'runs': results, 'rule': range_test.RULE, 'machine': _machine()}, lines)
+
+
 def _plot(path, results):
     try:
         import matplotlib
@@ -313,6 +372,8 @@ def main(argv):
     try:
         if FLAGS.accuracy:
             accuracy(FLAGS.out, FLAGS.epochs, FLAGS.peak_lr)
+        elif FLAGS.find_lr:
+            find_lr(FLAGS.out)
         elif FLAGS.replicas:
             replicas(FLAGS.out, FLAGS.batch_size, FLAGS.steps, FLAGS.repeats)
         else:

@@ -54,6 +54,7 @@ class Config:
     loss: object = None  # the user's loss and metrics, described (Python API); None: the built-in task's
     metrics: object = None
     train_data_sha256: str | None = None  # the user's examples (Python API); None: a tfds split
+    found_initial_lr: float | None = None  # what the range test found for --initial_lr=auto
     momentum: float = 0.9
     weight_decay: float | None = None
     ema_momentum: float | None = None  # evaluate and export a moving average of the weights

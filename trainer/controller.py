@@ -64,17 +64,14 @@ def run(experiment, model_fn, interactive=None, strategy=None, loss=None, metric
     of a cluster reads checkpoints from model_dir but writes everything to a temporary folder.
     """
     strategy = strategy or distribute.create()
-    if experiment.config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(experiment.config.seed)
-    built = _build(experiment, model_fn, strategy, loss, metrics, optimizer)
+    built = build(experiment, model_fn, strategy, loss, metrics, optimizer)
     # One process per folder it writes (lock.hold), taken before anything is written there.
     with distribute.worker_dir(strategy, built.experiment.config.model_dir) as folder, lock.hold(folder):
         return _run(built, interactive, strategy, folder)
 
 
 @dataclasses.dataclass(frozen=True)
-class _Built:
+class Built:
     experiment: object
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
@@ -82,11 +79,15 @@ class _Built:
     batches: data.TrainBatches
 
 
-def _build(experiment, model_fn, strategy, loss, metrics, optimizer_instance):
+def build(experiment, model_fn, strategy, loss=None, metrics=None, optimizer_instance=None, for_export=True):
     """Everything that can fail on the user's settings, data or model, before anything is written: the examples
-    in memory, the model compiled with the run's optimizer and tried on two examples, its export traced; the
-    config completed with what identifies the user's loss, metrics and data."""
+    in memory, the model (from the seed's initial weights) compiled with the run's optimizer and tried on two
+    examples, its export traced (for_export); the config completed with what identifies the user's loss, metrics
+    and data."""
     config = experiment.config
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.seed)
     try:
         batches = data.TrainBatches(experiment.train_examples, experiment.num_train, config.batch_size,
                                     config.seed, transform=experiment.transform)
@@ -120,7 +121,8 @@ def _build(experiment, model_fn, strategy, loss, metrics, optimizer_instance):
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
     try:
-        export.trace(model, experiment.element_spec[0], experiment.serving_outputs)
+        if for_export:
+            export.trace(model, experiment.element_spec[0], experiment.serving_outputs)
     except Exception as e:  # noqa: BLE001: the user's model, said in one line
         raise ConfigError(f'the model cannot be exported with a batch of any size: {type(e).__name__}: '
                           f'{data.one_line(e)}') from None
@@ -129,7 +131,7 @@ def _build(experiment, model_fn, strategy, loss, metrics, optimizer_instance):
     if experiment.user_data:
         # What the examples are, so that a resume on other data (or on a pipeline that draws at random) is refused.
         config = dataclasses.replace(config, train_data_sha256=batches.sha256())
-    return _Built(dataclasses.replace(experiment, config=config), model, optimizer, step, batches)
+    return Built(dataclasses.replace(experiment, config=config), model, optimizer, step, batches)
 
 
 def _run(built, interactive, strategy, folder):

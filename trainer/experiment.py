@@ -188,6 +188,11 @@ def _build_schedule(config, steps_per_epoch, total):
             source[steps_name] = name
         else:
             given[name] = list(value) if isinstance(value, tuple) else value
+    if given.get('initial_lr') == 'auto':
+        if config.found_initial_lr is None:
+            raise ConfigError('--initial_lr=auto is resolved by trainer.main and trainer.train (a range test); '
+                              'here give --initial_lr a number')
+        given['initial_lr'] = config.found_initial_lr
     warmup = given.get('warmup_steps')
     if isinstance(warmup, int) and warmup >= total:
         flag = source.get('warmup_steps', 'warmup_steps')

@@ -24,7 +24,7 @@ flags.adopt_module_key_flags(trainer_flags)
 flags.adopt_module_key_flags(schedule_flags)
 
 
-def _fail(message):
+def fail(message):
     print(f'error: {message}', file=sys.stderr)
     sys.exit(2)
 
@@ -35,19 +35,23 @@ def parse(argv):
         return FLAGS(argv)
     except flags.Error as e:
         message = ' '.join(str(e).split())
-        _fail(message.replace('ERROR:: Unable to open flagfile', '--flagfile: cannot open'))
+        fail(message.replace('ERROR:: Unable to open flagfile', '--flagfile: cannot open'))
+
+
+def quiet():
+    """TensorFlow's INFO lines (saver, assets, ...) would drown the progress lines; warnings still show."""
+    tf.get_logger().setLevel('WARNING')
+    logging.set_verbosity(logging.WARNING)
 
 
 def main(argv):
-    # TensorFlow's INFO lines (saver, assets, ...) would drown the progress lines; warnings still show.
-    tf.get_logger().setLevel('WARNING')
-    logging.set_verbosity(logging.WARNING)
+    quiet()
     if len(argv) > 1:
-        _fail(f'unexpected arguments: {" ".join(argv[1:])} (flags are --name=value)')
+        fail(f'unexpected arguments: {" ".join(argv[1:])} (flags are --name=value)')
     try:
         api.run(trainer_flags.to_config(FLAGS))
     except (config_lib.ConfigError, data.DataError) as e:
-        _fail(' '.join(str(e).split()))
+        fail(' '.join(str(e).split()))
     except faults.Stop as e:  # a run that had started: stopped on a signal, a non-finite loss, a failed write
         print(f'error: {e}' if e.error else str(e), file=sys.stderr)
         sys.exit(e.exit_status)

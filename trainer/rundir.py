@@ -44,6 +44,15 @@ def check_and_create(model_dir, settings):
         raise ConfigError(f'--model_dir={model_dir} is not writable ({e.strerror or e})') from None
 
 
+def previous(model_dir):
+    """The settings of the run in model_dir ({} keys as config.json has them), or None; reads only."""
+    try:
+        with open(os.path.join(model_dir, CONFIG)) as f:
+            return json.load(f)
+    except (OSError, ValueError):  # none yet (or unreadable: check_and_create says so, before anything is written)
+        return None
+
+
 def evaluations(model_dir, up_to_step):
     """The evaluations recorded at steps <= up_to_step (later ones belong to steps about to be redone)."""
     try:
