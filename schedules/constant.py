@@ -21,6 +21,18 @@ class Constant(base.Schedule):
         return tf.fill(tf.shape(step), tf.constant(self._config["initial_lr"], tf.float64))
 
 
+def _pieces(boundaries, values, first_boundary):
+    """Checked (boundaries, values): whole, strictly increasing steps (>= first_boundary), one rate more."""
+    boundaries = [validation.whole(f"boundaries[{i}]", b, low=first_boundary) for i, b in enumerate(boundaries)]
+    if any(b >= c for b, c in zip(boundaries, boundaries[1:])):
+        raise validation.ParameterError("boundaries", "strictly increasing", boundaries)
+    values = [validation.real(f"values[{i}]", v, low=0.0) for i, v in enumerate(values)]
+    if len(values) != len(boundaries) + 1:
+        raise validation.ParameterError(
+            "values", f"a list of len(boundaries) + 1 = {len(boundaries) + 1} rates", values)
+    return boundaries, values
+
+
 @base.register
 class PiecewiseConstant(base.Schedule):
     """lr(s) = values[i] for boundaries[i-1] < s <= boundaries[i] (as Keras's PiecewiseConstantDecay).
@@ -31,13 +43,7 @@ class PiecewiseConstant(base.Schedule):
     """
 
     def __init__(self, boundaries, values):
-        boundaries = [validation.whole(f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
-        if any(b >= c for b, c in zip(boundaries, boundaries[1:])):
-            raise validation.ParameterError("boundaries", "strictly increasing", boundaries)
-        values = [validation.real(f"values[{i}]", v, low=0.0) for i, v in enumerate(values)]
-        if len(values) != len(boundaries) + 1:
-            raise validation.ParameterError(
-                "values", f"a list of len(boundaries) + 1 = {len(boundaries) + 1} rates", values)
+        boundaries, values = _pieces(boundaries, values, first_boundary=0)
         super().__init__(boundaries=boundaries, values=values)
 
     def rate(self, step):
@@ -62,13 +68,7 @@ class PiecewiseInterpolate(base.Schedule):
     """
 
     def __init__(self, boundaries, values, anneal_shape="linear"):
-        boundaries = [validation.whole(f"boundaries[{i}]", b, low=1) for i, b in enumerate(boundaries)]
-        if any(b >= c for b, c in zip(boundaries, boundaries[1:])):
-            raise validation.ParameterError("boundaries", "strictly increasing", boundaries)
-        values = [validation.real(f"values[{i}]", v, low=0.0) for i, v in enumerate(values)]
-        if len(values) != len(boundaries) + 1:
-            raise validation.ParameterError(
-                "values", f"a list of len(boundaries) + 1 = {len(boundaries) + 1} rates", values)
+        boundaries, values = _pieces(boundaries, values, first_boundary=1)
         super().__init__(boundaries=boundaries, values=values,
                          anneal_shape=validation.choice("anneal_shape", anneal_shape, base.ANNEAL_SHAPES))
 
