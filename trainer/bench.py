@@ -233,11 +233,16 @@ def _accuracy_runs(peak_lr):
     return [(label, {'schedule': name, 'schedule_params': params}) for label, name, params in runs]
 
 
-def _best_config_fields(epochs):
+def _config_of_flags(*args):
+    """The Config trainer.main would build from these command-line arguments."""
     values = flags.FlagValues()
     trainer_flags.define(values)
-    values(['bench', f'--flagfile={BEST_FLAGS}', f'--epochs={epochs}'])
-    config = trainer_flags.to_config(values)
+    values(['bench', *args])
+    return trainer_flags.to_config(values)
+
+
+def _best_config_fields(epochs):
+    config = _config_of_flags(f'--flagfile={BEST_FLAGS}', f'--epochs={epochs}')
     return {k: v for k, v in vars(config).items() if k not in ('model_dir', 'epochs')}
 
 
@@ -267,13 +272,10 @@ GRID = {'adam': (3e-4, 1e-3, 3e-3, 1e-2), 'sgd': (1e-2, 3e-2, 1e-1, 3e-1)}
 
 
 def _quick_config(folder, optimizer, initial_lr):
-    values = flags.FlagValues()
-    trainer_flags.define(values)
     # --deterministic: a run at the rate auto finds is then the very run auto trains, and differences between
     # peaks are not run-to-run noise (without it the same run varies by up to 0.4 points here).
-    values(['bench', f'--flagfile={QUICK_FLAGS}', f'--optimizer={optimizer}', '--momentum=0.9',
-            f'--initial_lr={initial_lr}', f'--model_dir={folder}', '--deterministic'])
-    return trainer_flags.to_config(values)
+    return _config_of_flags(f'--flagfile={QUICK_FLAGS}', f'--optimizer={optimizer}', '--momentum=0.9',
+                            f'--initial_lr={initial_lr}', f'--model_dir={folder}', '--deterministic')
 
 
 def find_lr(out):
