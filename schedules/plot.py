@@ -58,6 +58,35 @@ def figure(named, steps, log_scale=False, title=None):
     return fig
 
 
+def card(schedule, steps, title, mark):
+    """A small RGB uint8 image [height, width, 3] of one schedule over [0, steps], step `mark` marked: legible
+    at TensorBoard's card width (about 400 px), where an 800-pixel figure's text is too small to read."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    fig, axes = pyplot.subplots(figsize=(4.2, 3.0), dpi=100)
+    x, rates = curve(schedule, steps)
+    axes.plot(x, rates, linewidth=1.4)
+    at = min(max(int(mark), 0), steps)
+    rate = float(np.asarray(schedule(np.int64(at)), dtype=np.float64)) if rates.size else 0.0
+    axes.axvline(at, color="tab:red", linewidth=1, alpha=0.7)
+    axes.plot([at], [rate], "o", color="tab:red", markersize=5)
+    axes.annotate(f"step {at}\n{rate:.3g}", (at, rate), textcoords="offset points", xytext=(5, 5), fontsize=9,
+                  color="tab:red", ha="right" if at > steps / 2 else "left")
+    axes.set_xlabel("step", fontsize=10)
+    axes.set_ylabel("learning rate", fontsize=10)
+    axes.tick_params(labelsize=9)
+    axes.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+    axes.set_title(title, fontsize=9, loc="left")
+    axes.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    pyplot.close(fig)
+    return rgb
+
+
 def image(named, steps, title=None):
     """The figure of `named` as an RGB uint8 array [height, width, 3] (for TensorBoard)."""
     fig = figure(named, steps, title=title)

@@ -43,7 +43,7 @@ def assert_same_run(model_dir, reference):
     """Same weights and optimizer state (relative difference <= TOLERANCE), same logged series and evaluations."""
     differences = relative_differences(checkpoint_values(reference), checkpoint_values(model_dir))
     assert max(differences.values()) <= TOLERANCE, differences
-    logged, expected = scalars(model_dir / 'train'), scalars(reference / 'train')
+    logged, expected = scalars(model_dir / 'train', 'batch'), scalars(reference / 'train', 'batch')
     for tag in ('learning_rate', 'loss', 'accuracy'):
         assert [s for s, _ in logged[tag]] == list(range(STEPS)), tag
     assert [v for _, v in logged['learning_rate']] == [v for _, v in expected['learning_rate']]
@@ -156,7 +156,7 @@ def test_sigterm_to_one_worker_checkpoints_on_all_and_the_rerun_completes(base):
     assert f'resuming {model_dir} at step {step}/{total}' in results[0][1]
     assert int(checkpoint_values(model_dir)['step/.ATTRIBUTES/VARIABLE_VALUE']) == total
     # Summaries were flushed before the preemption checkpoint: every step logged once, across both runs.
-    assert sorted(s for s, _ in scalars(model_dir / 'train')['learning_rate']) == list(range(total))
+    assert sorted(s for s, _ in scalars(model_dir / 'train', 'batch')['learning_rate']) == list(range(total))
 
 
 def test_create_in_process_checks_before_touching_devices(monkeypatch):

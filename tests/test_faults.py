@@ -26,13 +26,14 @@ from tensorboard.backend.event_processing import plugin_event_accumulator as acc
 
 from trainer import recovery
 from test_trainer_support import (REPO, checkpoint_values, get_json, main_in_process, run_main, scalars,
-                                  tensorboard)
+                                  session_status, tensorboard)
 
 STEPS_PER_EPOCH = 1024 // 8
 TOTAL = 4 * STEPS_PER_EPOCH
 CHECKPOINT_STEPS = 32
-TRAIN_TAGS = ('learning_rate', 'loss', 'accuracy')
-EVAL_TAGS = ('loss', 'accuracy')
+# Per step, and the epoch means (kept exact across a resume within an epoch by the checkpoint).
+TRAIN_TAGS = ('batch/learning_rate', 'batch/loss', 'batch/accuracy', 'epoch/loss', 'epoch/accuracy')
+EVAL_TAGS = ('epoch/loss', 'epoch/accuracy')
 WAIT = 240  # seconds: the bound of every wait for a subprocess
 
 
@@ -77,9 +78,9 @@ def event_files(run_dir, pid=None):
 
 
 def logged_steps(run_dir, pid):
-    """Steps of the scalar `loss` that process `pid` has on disk in run_dir."""
+    """Steps of the scalar `batch/loss` that process `pid` has on disk in run_dir."""
     return [e.step for f in event_files(run_dir, pid) for e in events(f)
-            for v in e.summary.value if v.tag == 'loss']
+            for v in e.summary.value if v.tag == 'batch/loss']
 
 
 def latest_step_of(path):
@@ -233,7 +234,7 @@ def test_killed_runs_end_with_the_uninterrupted_weights(killed, reference):
 
 def test_raw_event_files_hold_the_zigzag_and_a_start_per_process(killed):
     model_dir, _, resumed, seed = killed
-    raw = scalars(os.path.join(model_dir, 'train'))['loss']
+    raw = scalars(os.path.join(model_dir, 'train'), 'batch')['loss']
     steps = [step for step, _ in raw]
     assert len(steps) > len(set(steps)), f'no step was logged twice; nothing to purge (seed {seed})'
     assert set(steps) == set(range(TOTAL))
@@ -254,7 +255,7 @@ def test_tensorboard_multiplexer_shows_one_value_per_step_equal_to_the_uninterru
         shown = multiplexer_view(os.path.join(model_dir, run), tags)
         for tag in tags:
             assert shown[tag] == expected[tag], (run, tag, seed)
-    assert [s for s, _ in expected['loss']] == [STEPS_PER_EPOCH * (k + 1) for k in range(4)]
+    assert [s for s, _ in expected['epoch/loss']] == [STEPS_PER_EPOCH * (k + 1) for k in range(4)]
 
 
 def test_tensorboard_data_server_shows_one_value_per_step_equal_to_the_uninterrupted_run(base, killed,
@@ -266,8 +267,8 @@ def test_tensorboard_data_server_shows_one_value_per_step_equal_to_the_uninterru
 
     with tensorboard(base / 'tb', load_fast=True, serves=served, wait=WAIT) as port:
         def loaded():  # the data server loads the files in the background
-            series = [get_json(port, '/data/plugin/scalars/scalars', run=f'{r}/{run}', tag='loss')
-                      for r in ('killed', 'reference') for run in ('train', 'eval')]
+            series = [get_json(port, '/data/plugin/scalars/scalars', run=f'{r}/{run}', tag=tag)
+                      for r in ('killed', 'reference') for run, tag in (('train', 'batch/loss'), ('eval', 'epoch/loss'))]
             return [len(s) >= n for s, n in zip(series, (TOTAL, 4, TOTAL, 4))] == [True] * 4
         wait_for(loaded, what='TensorBoard loading every step')
         for run, tags in (('train', TRAIN_TAGS), ('eval', EVAL_TAGS)):
@@ -277,7 +278,7 @@ def test_tensorboard_data_server_shows_one_value_per_step_equal_to_the_uninterru
                 expected = [(s, v) for _, s, v in get_json(port, '/data/plugin/scalars/scalars',
                                                             run=f'reference/{run}', tag=tag)]
                 assert shown == expected, (run, tag, killed[3])
-                if run == 'train':
+                if tag.startswith('batch/'):
                     assert [s for s, _ in shown] == list(range(TOTAL))
 
 
@@ -317,9 +318,11 @@ def test_signal_saves_the_current_step_and_flushes_summaries(stopped, signum, st
     assert tf.train.latest_checkpoint(model_dir) == path
     assert int(variables(path)['step/.ATTRIBUTES/VARIABLE_VALUE']) == step
     # Every step before the stop is on disk (flushed), and none after it.
-    logged = scalars(os.path.join(model_dir, 'train'))
-    for tag in TRAIN_TAGS:
+    logged = scalars(os.path.join(model_dir, 'train'), 'batch')
+    for tag in ('learning_rate', 'loss', 'accuracy'):
         assert [s for s, _ in logged[tag]] == list(range(step)), tag
+    # TensorBoard has no status for a run a rerun resumes: Unknown, in the one session file.
+    assert session_status(model_dir + '-copy') == (1, 'STATUS_UNKNOWN')
 
 
 def test_rerun_after_sigterm_ends_with_the_uninterrupted_weights(base, stopped, reference):
@@ -328,6 +331,7 @@ def test_rerun_after_sigterm_ends_with_the_uninterrupted_weights(base, stopped, 
     assert status == 0, err[-3000:]
     assert f'at step {stopped[signal.SIGTERM][4]}/' in out
     assert_same_weights(model_dir, reference)
+    assert session_status(model_dir) == (1, 'STATUS_SUCCESS')
 
 
 def test_second_ctrl_c_quits_at_once(base):
@@ -377,19 +381,20 @@ def test_nonfinite_loss_stops_naming_the_step_and_the_last_good_checkpoint(diver
     model_dir, status, _, err = diverged['stop']
     assert status == 1, err[-3000:]
     line = error_line(err)
-    losses = scalars(os.path.join(model_dir, 'train'))['loss']
+    losses = scalars(os.path.join(model_dir, 'train'), 'batch')['loss']
     bad = next(step for step, value in losses if not np.isfinite(value))
     assert bad >= 100 and all(np.isfinite(v) for s, v in losses if s < bad)
     last_good = tf.train.latest_checkpoint(model_dir)
     assert f'at step {bad}:' in line and f'the last good checkpoint is {last_good};' in line, line
     assert latest_step(model_dir) == (bad // CHECKPOINT_STEPS) * CHECKPOINT_STEPS
     _all_checkpoints_finite(model_dir)
+    assert session_status(model_dir) == (1, 'STATUS_FAILURE')
 
 
 def test_nonfinite_steps_skipped_are_no_ops(diverged):
     model_dir, status, out, err = diverged['skip']
     assert status == 0, err[-3000:]
-    losses = dict(scalars(os.path.join(model_dir, 'train'))['loss'])
+    losses = dict(scalars(os.path.join(model_dir, 'train'), 'batch')['loss'])
     skipped = sorted(s for s, v in losses.items() if not np.isfinite(v))
     assert skipped and len(losses) == TOTAL
     warnings = re.findall(r'skipped (\d+) step\(s\) with a non-finite loss or gradient so far \(the last at '

@@ -65,7 +65,7 @@ def test_it_stops_at_divergence_and_suggests_the_same_rate_every_time(tmp_path):
         assert smoothed[-1] > 4 * min(smoothed) and max(smoothed[:-1]) <= 4 * min(smoothed[:-1]) + 1e-12
     assert 1e-5 < first.suggestion < 100.0
     # The per-step scalars are the loop's: the rising rate and the loss of each step.
-    logged = scalars(tmp_path / 'test0' / 'train')
+    logged = scalars(tmp_path / 'test0' / 'train', 'batch')
     assert [s for s, _ in logged['learning_rate']] == list(range(len(first.losses)))
     np.testing.assert_allclose([v for _, v in logged['learning_rate']], first.rates, rtol=1e-6)
     np.testing.assert_allclose([v for _, v in logged['loss']], first.losses, rtol=1e-6)
@@ -149,7 +149,7 @@ def test_auto_keeps_the_runs_initial_weights_and_data_and_resumes_without_a_new_
     given = _auto_run(tmp_path / 'given', initial_lr=found)
     for a, b in zip(auto.model.get_weights(), given.model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert max(v for _, v in scalars(tmp_path / 'auto' / 'train')['learning_rate']) == pytest.approx(found, rel=1e-6)
+    assert max(v for _, v in scalars(tmp_path / 'auto' / 'train', 'batch')['learning_rate']) == pytest.approx(found, rel=1e-6)
     # As if stopped after step 8: a resume uses the recorded rate and runs no new test.
     for name in os.listdir(tmp_path / 'auto'):
         number = re.match(r'ckpt-(\d+)\.', name)

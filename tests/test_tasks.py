@@ -51,7 +51,7 @@ def test_regression_logs_kerass_mse_and_mae_of_each_batch_at_the_rate_of_the_ker
                            optimizer=keras.optimizers.SGD(learning_rate=123.0), schedule=schedule,
                            batch_size=batch_size, train_steps=steps, steps_per_loop=3, seed=seed,
                            interactive=False)
-    logged = scalars(tmp_path / 'run' / 'train')
+    logged = scalars(tmp_path / 'run' / 'train', 'batch')
     # The reference: SGD in float64 on the same batches, at the Keras schedule's rate of each step.
     w, b = np.full(10, 0.1), 0.0
     mse, mae = keras.losses.MeanSquaredError(), keras.metrics.MeanAbsoluteError()
@@ -92,7 +92,7 @@ def test_evaluation_equals_model_evaluate_with_a_partial_last_batch(tmp_path):
     for name in ('loss', 'mae', 'rmse'):
         assert result.final[name] == pytest.approx(expected[name], rel=1e-6)
     assert [e['step'] for e in result.evaluations] == [6, 12]
-    assert scalars(tmp_path / 'run' / 'eval')['rmse'][-1] == (12, pytest.approx(expected['rmse'], rel=1e-6))
+    assert scalars(tmp_path / 'run' / 'eval', 'epoch')['rmse'][-1] == (12, pytest.approx(expected['rmse'], rel=1e-6))
     assert result.best('loss') == min(result.evaluations, key=lambda e: e['loss'])
     assert result.directions['rmse'] == 'down'
 
@@ -105,7 +105,7 @@ def test_the_loss_and_metrics_keywords_win_over_compile(tmp_path):
     trainer.train(model, tf.data.Dataset.from_tensor_slices((x, y)), model_dir=str(tmp_path / 'run'),
                   loss=keras.losses.MeanSquaredError(), metrics=[keras.metrics.MeanAbsoluteError(name='error')],
                   schedule=lambda step: 0.0, batch_size=16, train_steps=2, seed=0, interactive=False)
-    logged = scalars(tmp_path / 'run' / 'train')
+    logged = scalars(tmp_path / 'run' / 'train', 'batch')
     assert set(logged) == {'learning_rate', 'loss', 'error', 'steps_per_sec', 'examples_per_sec'}
     rows = _batch_indices(0, len(x), 16, 0)
     prediction = x[rows] @ np.full(10, 0.1, np.float32)
@@ -180,7 +180,7 @@ def test_dict_features_sample_weights_and_a_loss_per_output(tmp_path):
     seed, batch_size = 2, 16
     result = trainer.train(two_input_model, examples, examples.take(48), model_dir=str(tmp_path / 'run'),
                            schedule=0.01, batch_size=batch_size, train_steps=24, seed=seed, interactive=False)
-    logged = scalars(tmp_path / 'run' / 'train')
+    logged = scalars(tmp_path / 'run' / 'train', 'batch')
     assert {'loss', 'value_loss', 'kind_loss', 'kind_accuracy', 'learning_rate'} <= set(logged)
     # Step 0 on the model's initial weights, which the same seed gives the same model function again.
     keras.utils.set_random_seed(seed)
@@ -229,7 +229,7 @@ def test_a_compute_loss_override_is_the_loss_that_trains(tmp_path):
     trainer.train(model, tf.data.Dataset.from_tensor_slices((x, y)), model_dir=str(tmp_path / 'run'),
                   optimizer=keras.optimizers.SGD(), schedule=0.1, batch_size=batch_size, train_steps=steps,
                   seed=seed, interactive=False)
-    logged = scalars(tmp_path / 'run' / 'train')
+    logged = scalars(tmp_path / 'run' / 'train', 'batch')
     w, b = np.full(10, 0.3), 0.0
     for step in range(steps):
         rows = _batch_indices(step, len(x), batch_size, seed)
@@ -393,7 +393,7 @@ def one_device(tmp_path_factory):
 def _assert_same_run(model_dir, reference):
     differences = relative_differences(checkpoint_values(reference), checkpoint_values(model_dir))
     assert max(differences.values()) <= 1e-5, differences
-    logged, expected = scalars(model_dir / 'train'), scalars(reference / 'train')
+    logged, expected = scalars(model_dir / 'train', 'batch'), scalars(reference / 'train', 'batch')
     for tag in expected:
         if tag not in ('steps_per_sec', 'examples_per_sec'):
             assert [s for s, _ in logged[tag]] == [s for s, _ in expected[tag]] == list(range(40)), tag

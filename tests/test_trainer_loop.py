@@ -14,6 +14,7 @@ import schedules
 import trainer
 from trainer import data, experiment, faults, loop, models, optimizers, task, tfds_data
 from trainer.config import Config, ConfigError
+from tensorboard.backend.event_processing import event_file_loader
 from test_trainer_support import scalars, tags, tiny_dataset
 
 BATCH, EXAMPLES, EPOCHS = 8, 64, 3
@@ -53,7 +54,7 @@ def finished(tmp_path_factory):
 
 
 def test_learning_rate_is_the_schedule_at_every_step(finished):
-    logged = scalars(os.path.join(finished.model_dir, 'train'))['learning_rate']
+    logged = scalars(os.path.join(finished.model_dir, 'train'), 'batch')['learning_rate']
     assert [step for step, _ in logged] == list(range(TOTAL))
     expected = [reference_cosine_restarts(s, **RESTARTS) for s in range(TOTAL)]
     np.testing.assert_allclose([rate for _, rate in logged], expected, rtol=1e-6)
@@ -64,33 +65,59 @@ def test_learning_rate_is_the_schedule_at_every_step(finished):
 
 def test_loss_and_accuracy_every_step_and_exact_tags(finished):
     train_dir = os.path.join(finished.model_dir, 'train')
-    series = scalars(train_dir)
+    series = scalars(train_dir, 'batch')
     for tag in ('loss', 'accuracy'):
         assert [step for step, _ in series[tag]] == list(range(TOTAL))
     assert all(v in {k / BATCH for k in range(BATCH + 1)} for _, v in series['accuracy'])
     assert all(np.isfinite(v) and v > 0 for _, v in series['loss'])
-    assert tags(train_dir) == {'learning_rate': 'scalars', 'loss': 'scalars', 'accuracy': 'scalars',
-                               'steps_per_sec': 'scalars', 'examples_per_sec': 'scalars',
-                               'learning_rate_schedule': 'images'}
+    assert tags(train_dir) == {'batch/learning_rate': 'scalars', 'batch/loss': 'scalars', 'batch/accuracy': 'scalars',
+                               'epoch/loss': 'scalars', 'epoch/accuracy': 'scalars',
+                               'throughput/steps_per_sec': 'scalars', 'throughput/examples_per_sec': 'scalars',
+                               'batch/schedule': 'images', 'flags': 'text'}
     # One throughput point per loop call; a call ends after 3 steps or at a checkpoint (every 5) or epoch end (8).
-    calls = [step for step, _ in series['steps_per_sec']]
+    calls = [step for step, _ in scalars(train_dir, 'throughput')['steps_per_sec']]
     assert calls == [3, 5, 8, 10, 13, 15, 16, 19, 20, 23, 24]
 
 
-def test_eval_scalars_after_each_epoch(finished):
+def test_epoch_means_are_the_means_of_the_logged_steps(finished):
+    train_dir = os.path.join(finished.model_dir, 'train')
+    steps, means = scalars(train_dir, 'batch'), scalars(train_dir, 'epoch')
+    for tag in ('loss', 'accuracy'):
+        assert [s for s, _ in means[tag]] == [STEPS_PER_EPOCH * (e + 1) for e in range(EPOCHS)]
+        values = np.array([v for _, v in steps[tag]], np.float64).reshape(EPOCHS, STEPS_PER_EPOCH)
+        np.testing.assert_allclose([v for _, v in means[tag]], values.mean(axis=1), rtol=1e-6)
+
+
+def test_eval_scalars_after_each_epoch_on_the_cards_of_the_epoch_means(finished):
     eval_dir = os.path.join(finished.model_dir, 'eval')
-    assert tags(eval_dir) == {'loss': 'scalars', 'accuracy': 'scalars'}
-    series = scalars(eval_dir)
+    assert tags(eval_dir) == {'epoch/loss': 'scalars', 'epoch/accuracy': 'scalars'}
+    series = scalars(eval_dir, 'epoch')
     epoch_ends = [STEPS_PER_EPOCH * (e + 1) for e in range(EPOCHS)]
     assert [s for s, _ in series['accuracy']] == epoch_ends
     assert [round(e['accuracy'], 6) for e in finished.evaluations] == [round(v, 6) for _, v in series['accuracy']]
 
 
-def test_run_description_is_written_once(finished):
-    root = tags(finished.model_dir)
-    assert root['flags'] == 'text'
-    assert {'_hparams_/experiment', '_hparams_/session_start_info'} <= set(root)
-    assert set(p for p in root.values()) == {'text', 'hparams'}
+def test_nothing_is_written_to_the_model_dir_run_itself(finished):
+    assert tags(finished.model_dir) == {}
+
+
+def test_schedule_image_after_each_epoch_marks_the_step(finished):
+    train_dir = os.path.join(finished.model_dir, 'train')
+    steps = [e.step for path in glob.glob(os.path.join(train_dir, 'events.out.tfevents.*'))
+             for e in event_file_loader.EventFileLoader(path).Load()
+             for v in e.summary.value if v.tag == 'batch/schedule']
+    assert steps == [0] + [STEPS_PER_EPOCH * (e + 1) for e in range(EPOCHS)]
+
+
+def test_flags_text_has_what_was_set_and_the_schedule_in_steps(finished):
+    train_dir = os.path.join(finished.model_dir, 'train')
+    texts = [tf.make_ndarray(v.tensor).item().decode() for path in glob.glob(os.path.join(train_dir, 'events.*'))
+             for e in event_file_loader.EventFileLoader(path).Load() for v in e.summary.value if v.tag == 'flags']
+    assert len(texts) == 1
+    rows = dict(line.replace('`', '').split(' | ') for line in texts[0].splitlines()[2:])
+    assert rows['batch_size'] == str(BATCH) and rows['schedule'] == 'cosine_restarts'
+    assert rows['schedule.cycle_steps'] == '7' and rows['schedule.warmup_steps'] == '2'
+    assert 'None' not in rows.values()
 
 
 def test_global_step_and_optimizer_iterations_agree(finished):
@@ -193,7 +220,7 @@ def test_any_keras_model_and_a_constant_rate(tmp_path):
 
     result = trainer.train(small_cnn, tiny_dataset(32, seed=4), schedule=0.05, model_dir=str(tmp_path),
                            batch_size=8, train_steps=6, optimizer='sgd', interactive=False)
-    rates = [rate for _, rate in scalars(os.path.join(str(tmp_path), 'train'))['learning_rate']]
+    rates = [rate for _, rate in scalars(os.path.join(str(tmp_path), 'train'), 'batch')['learning_rate']]
     assert rates == pytest.approx([0.05] * 6)
     assert result.evaluations == () and os.path.isdir(result.export_dir)
 
@@ -371,7 +398,7 @@ def test_each_loop_call_is_in_the_event_file_when_it_returns(tmp_path, monkeypat
         train = self.train
 
         def observed_train(num_steps):
-            logged = scalars(os.path.join(str(tmp_path), 'train')).get('loss', [])
+            logged = scalars(os.path.join(str(tmp_path), 'train'), 'batch').get('loss', [])
             on_disk.append([step for step, _ in logged])
             return train(num_steps)
         self.train = observed_train
@@ -428,7 +455,7 @@ def test_stop_at_a_nonfinite_gradient_under_a_finite_loss(tmp_path):
         f'non-finite weights at step {bright + 1}: not saved; the last good checkpoint is {latest}; a step of '
         f'{bright}..{bright} with a finite loss made them so (a non-finite gradient, or an update that '
         'overflowed): lower the learning rate (in a new --model_dir)')
-    losses = scalars(os.path.join(str(tmp_path), 'train'))['loss']
+    losses = scalars(os.path.join(str(tmp_path), 'train'), 'batch')['loss']
     assert [step for step, _ in losses] == list(range(bright + 1)) and np.all(np.isfinite([v for _, v in losses]))
     assert not glob.glob(os.path.join(str(tmp_path), f'ckpt-{bright + 1}*'))
 

@@ -65,14 +65,15 @@ def test_resumed_run_logs_the_same_curve(uninterrupted, resumed):
     for run in ('train', 'eval'):
         whole = scalars(os.path.join(uninterrupted, run))
         killed = scalars(os.path.join(resumed[0], run))
-        for tag in ('learning_rate', 'loss', 'accuracy') if run == 'train' else ('loss', 'accuracy'):
+        for tag in ('batch/learning_rate', 'batch/loss', 'batch/accuracy', 'epoch/loss', 'epoch/accuracy') \
+                if run == 'train' else ('epoch/loss', 'epoch/accuracy'):
             reference = dict(whole[tag])
             assert len(reference) == len(whole[tag]), 'one value per step without interruption'
             assert {step for step, _ in killed[tag]} == set(reference)
             # Steps logged after the last checkpoint are logged again on resume, with the same values.
             for step, value in killed[tag]:
                 assert value == reference[step], (run, tag, step)
-    assert sorted(dict(scalars(os.path.join(uninterrupted, 'train'))['learning_rate'])) == list(range(TOTAL))
+    assert sorted(dict(scalars(os.path.join(uninterrupted, 'train'), 'batch')['learning_rate'])) == list(range(TOTAL))
 
 
 def test_finished_run_says_so_and_exits_0(dirs, uninterrupted):

@@ -27,8 +27,12 @@ def tiny_dataset(num_examples, seed, shape=(8, 8, 1)):
     return tf.data.Dataset.from_tensor_slices((images, labels))
 
 
-def scalars(run_dir):
-    """{tag: [(step, value), ...]} of every scalar summary in the event files of `run_dir`, in file order."""
+def scalars(run_dir, group=None):
+    """{tag: [(step, value), ...]} of every scalar summary in the event files of `run_dir`, in file order;
+    with `group` ('batch', 'epoch'), only the tags `group/...`, named without the prefix."""
+    if group is not None:
+        prefix = group + '/'
+        return {tag[len(prefix):]: values for tag, values in scalars(run_dir).items() if tag.startswith(prefix)}
     series = {}
     for path in sorted(glob.glob(os.path.join(run_dir, 'events.out.tfevents.*'))):
         for event in event_file_loader.EventFileLoader(path).Load():
@@ -37,6 +41,20 @@ def scalars(run_dir):
                     series.setdefault(value.tag, []).append(
                         (event.step, float(tf.make_ndarray(value.tensor))))
     return series
+
+
+def session_status(model_dir):
+    """(number of event files in <model_dir>/hparams, the HParams session's end status name or None)."""
+    from tensorboard.plugins.hparams import api_pb2, metadata
+    files = glob.glob(os.path.join(model_dir, 'hparams', 'events.out.tfevents.*'))
+    status = None
+    for path in files:
+        for event in event_file_loader.EventFileLoader(path).Load():
+            for value in event.summary.value:
+                if value.tag == metadata.SESSION_END_INFO_TAG:
+                    end = metadata.parse_session_end_info_plugin_data(value.metadata.plugin_data.content)
+                    status = api_pb2.Status.Name(end.status)
+    return len(files), status
 
 
 def tags(run_dir):

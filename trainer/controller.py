@@ -7,6 +7,7 @@ therefore holds just the model, the optimizer and the step.
 import contextlib
 import dataclasses
 import os
+import textwrap
 import time
 
 import keras
@@ -143,17 +144,30 @@ def _run(built, interactive, strategy, folder):
     config = experiment.config
     model_dir = config.model_dir
     rundir.check_and_create(model_dir, config.as_dict())
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    with strategy.scope():
+        # The sums of the current epoch's per-step values and its number of good steps: saved with the step,
+        # so that an epoch's mean is exact across a resume within it.
+        epoch_totals = tf.Variable(tf.zeros([len(loop.value_names(model)) + 1], tf.float64), trainable=False,
+                                   name='epoch_totals', aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, epoch_totals=epoch_totals)
     manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=config.keep_checkpoints)
     recovery.restore(checkpoint, restore_dir)
-    training = _Run(experiment, strategy, model, optimizer, step, manager, interactive, built.batches)
+    training = _Run(experiment, strategy, model, optimizer, step, manager, interactive, built.batches,
+                    epoch_totals)
     if strategy is not tf.distribute.get_strategy():
         training.progress.summary([distribute.describe(strategy, config.batch_size)])
     # In a cluster, a SIGTERM to any worker makes all of them checkpoint at the same loop call and exit.
     with distribute.preemption(strategy, step, lambda: training._save(int(step.numpy())),
                                training.progress.summary) as training.call, \
             signals.Interrupts(() if distribute.cluster_resolver(strategy) else signals.ALL) as training.interrupts:
-        return training.train()
+        try:
+            return training.train()
+        except (faults.Interrupted, KeyboardInterrupt, SystemExit):  # SystemExit: a preempted cluster's restart
+            training.end_session('interrupted')
+            raise
+        except BaseException:
+            training.end_session('failure')
+            raise
 
 
 class _Clock:
@@ -183,7 +197,7 @@ class _Clock:
 
 
 class _Run:
-    def __init__(self, experiment, strategy, model, optimizer, step, manager, interactive, batches):
+    def __init__(self, experiment, strategy, model, optimizer, step, manager, interactive, batches, epoch_totals):
         self.experiment = experiment
         self.config = experiment.config
         self.strategy = strategy
@@ -196,6 +210,9 @@ class _Run:
         self.evaluations = rundir.evaluations(self.config.model_dir, self.start)
         self.progress = progress.Progress(experiment.steps_per_epoch, experiment.total_steps, interactive)
         self.export_dir = os.path.join(self.config.model_dir, 'export')
+        self.epoch_totals = epoch_totals
+        self.label = os.path.basename(os.path.normpath(self.config.model_dir))
+        self.writers = None
 
     def train(self):
         began = time.perf_counter()
@@ -205,7 +222,7 @@ class _Run:
         self.writers = summaries.Writers(config.model_dir)
         self.loop = loop.Loop(self.model, self.optimizer, self.strategy, self.step, self.writers.train,
                               self.batches, jit_compile=config.jit_compile,
-                              on_nonfinite=config.on_nonfinite)
+                              on_nonfinite=config.on_nonfinite, epoch_totals=self.epoch_totals)
         self._skipped, self._saved = 0, self.start
         self._call_steps = (self.start, self.start)  # the steps of the last loop call, for error lines
         summaries.mark_start(self.writers, self.start)
@@ -213,9 +230,7 @@ class _Run:
             self.progress.summary([f'optimizer {config.optimizer.rsplit(".", 1)[-1]}: a copy of the instance given, '
                                    'its learning rate the schedule\'s at the global step'])
         if self.start == 0:
-            summaries.describe_run(self.writers, config.as_dict(), exp.hparams(), exp.schedule, exp.total_steps,
-                                   os.path.basename(os.path.normpath(config.model_dir)),
-                                   ['loss', *self.loop.metric_names])
+            summaries.describe_run(self.writers, config.as_dict(), self._schedule_steps())
         else:
             self.progress.summary([f'resuming {config.model_dir} at step {self.start}/{exp.total_steps} '
                                    f'(epoch {self.start // exp.steps_per_epoch + 1})'])
@@ -223,13 +238,20 @@ class _Run:
         if exp.eval_examples is not None:
             evaluation = self.strategy.experimental_distribute_dataset(
                 data.eval_batches(exp.eval_examples, config.batch_size))
+        self._session()
+        self._schedule_image(self.start)
         clock, current = _Clock(), self.start
         while current < exp.total_steps:
             current, train_values = self._loop_call(current, clock)
             epoch_end = current % exp.steps_per_epoch == 0 or current == exp.total_steps
             if epoch_end:
+                *sums, count = self.epoch_totals.numpy().tolist()
+                summaries.epoch_means(self.writers, current, {
+                    name: total / max(count, 1.0) for name, total in zip(self.loop.value_names, sums)})
+                self.epoch_totals.assign(tf.zeros(self.epoch_totals.shape, tf.float64))
                 self.progress.epoch_end(current, *train_values, self._evaluate(evaluation, current),
                                         clock.end_epoch())
+                self._schedule_image(current)
             if epoch_end or (config.checkpoint_steps and current % config.checkpoint_steps == 0):
                 began_save = time.perf_counter()
                 self._save(current)
@@ -237,6 +259,7 @@ class _Run:
             if self.interrupts.requested and current < exp.total_steps:
                 self._interrupted(current)
         self._export()
+        self.end_session('success')
         self.writers.close()
         result = self._result(current, time.perf_counter() - began, clock.steps_per_sec() * config.batch_size)
         self.progress.summary(self._summary_lines(result))
@@ -259,6 +282,32 @@ class _Run:
         self.progress.step(current, *values)
         return current, values
 
+    def _schedule_steps(self):
+        """The schedule's parameters, lengths in steps, as the hparams have them."""
+        prefix = 'schedule.'
+        return {k[len(prefix):]: v for k, v in self.experiment.hparams().items() if k.startswith(prefix)}
+
+    def _schedule_image(self, step):
+        steps = self._schedule_steps()
+        shown = ', '.join(f'{k} {v:.3g}' if isinstance(v, float) else f'{k} {v}' for k, v in sorted(steps.items())
+                          if k not in ('name', 'total_steps') and isinstance(v, (int, float)) and v)
+        title = '\n'.join(textwrap.wrap(f'{self.config.schedule}: {shown}' if shown else str(self.config.schedule),
+                                         60)[:3])
+        summaries.schedule_image(self.writers, self.experiment.schedule, self.experiment.total_steps, title, step)
+
+    def _session(self, status=None):
+        summaries.session(self.config.model_dir, self.label, self.experiment.hparams(), self.evaluations,
+                          task.directions(self.model), status)
+
+    def end_session(self, status):
+        """The HParams session's end, on the way out of the run; a failure to write it is only logged."""
+        if self.writers is None:
+            return
+        try:
+            self._session(status)
+        except (OSError, tf.errors.OpError) as e:
+            logging.warning('could not write the HParams session of %s: %s', self.config.model_dir, e)
+
     def _next_stop(self, current):
         """The next step at which the loop call must return: epoch end, checkpoint, the run's end."""
         stops = [current + self.config.steps_per_loop, self.experiment.total_steps,
@@ -275,6 +324,7 @@ class _Run:
         summaries.evaluation(self.writers, current, values)
         self.evaluations.append({'step': current, **values})
         rundir.save_evaluations(self.config.model_dir, self.evaluations)
+        self._session()
         return values
 
     @contextlib.contextmanager

@@ -16,27 +16,34 @@ across them. An override of compute_loss must return its replica's share likewis
 import keras
 import tensorflow as tf
 
-from trainer import nonfinite, task
+from trainer import nonfinite, summaries, task
 
 
 def _scalar(name, value, step):
     # Inside tf.range's while loop the name scope is 'while/', which tf.summary would put in the tag.
     with tf.compat.v1.get_default_graph().name_scope(None):
-        tf.summary.scalar(name, value, step=step)
+        tf.summary.scalar(f'{summaries.BATCH}/{name}', value, step=step)
+
+
+def value_names(model):
+    """'loss' and the names of the model's metrics (fixed once they are built: trainer.task.check builds them)."""
+    return ['loss', *(name for name in model.get_metrics_result() if name != 'loss')]
 
 
 class Loop:
     """Training and evaluation functions for a compiled `model` under `strategy`.
 
     `train(num_steps)` runs num_steps steps from the global step on, each on its batch `batches(step)`, and
-    returns ({'loss': mean, metric name: mean, ...} over those steps, last learning rate) as tensors; each
-    step's values are those of its batch. `evaluate(iterator)` returns {'loss', metric names...} over every
+    returns ({'loss': mean, metric name: mean, ...} over its good steps, last learning rate) as tensors;
+    each step's values are those of its batch, logged as batch/<name>. `epoch_totals`, if given, a float64
+    variable [len(value_names) + 1], gets the call's sums of each value and its number of good steps added
+    in the same call, so that it is always in step with the global step (the controller's epoch means). `evaluate(iterator)` returns {'loss', metric names...} over every
     example left in a distributed iterator of a finite dataset (its loss weighted by batch size, as
     model.evaluate does).
     """
 
     def __init__(self, model, optimizer, strategy, global_step, writer, batches, jit_compile=False,
-                 on_nonfinite='stop'):
+                 on_nonfinite='stop', epoch_totals=None):
         self._model = model
         self._optimizer = optimizer
         self._strategy = strategy
@@ -48,8 +55,9 @@ class Loop:
         if self._batch % self._replicas:
             raise ValueError(f'batch size {self._batch} does not split evenly over {self._replicas} replicas')
         self._loss_scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-        # The metrics' names, fixed once they are built (trainer.task.check builds them).
-        self.metric_names = [name for name in model.get_metrics_result() if name != 'loss']
+        self.value_names = value_names(model)
+        self.metric_names = self.value_names[1:]
+        self._epoch_totals = epoch_totals
         with strategy.scope():
             self.guard = nonfinite.Guard(on_nonfinite)
         # The summaries and the gather from host memory cannot be XLA-compiled; the step itself can.
@@ -103,7 +111,7 @@ class Loop:
 
     @tf.function
     def _repeat(self, batch, num_steps):
-        values = {name: tf.constant(0.0) for name in ['loss', *self.metric_names]}
+        values = {name: tf.constant(0.0) for name in self.value_names}
         bad_steps = tf.constant(0.0)
         shares = self._shares(batch)
         for _ in tf.range(num_steps):
@@ -118,7 +126,7 @@ class Loop:
         return self._strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     def _train(self, num_steps):
-        totals = {name: tf.constant(0.0) for name in ['loss', *self.metric_names]}
+        totals = {name: tf.constant(0.0) for name in self.value_names}
         count = tf.constant(0.0)
         rate = tf.constant(0.0)
         # The loop's condition, not a `break`, ends a call at a bad step under stop: autograph would wrap the
@@ -149,6 +157,9 @@ class Loop:
                 totals = {name: totals[name] + tf.where(good, values[name], 0.0) for name in totals}
                 count += tf.cast(good, tf.float32)
         self.guard.check_state(self._model.variables + self._optimizer.variables)
+        if self._epoch_totals is not None:
+            self._epoch_totals.assign_add(tf.cast(tf.stack([totals[name] for name in self.value_names] + [count]),
+                                                  tf.float64))
         count = tf.maximum(count, 1.0)
         return {name: total / count for name, total in totals.items()}, rate
 

@@ -110,7 +110,7 @@ def suggest(rates, smoothed):
 def search(experiment, model_fn, strategy, out, min_lr=1e-7, max_lr=10.0, num_steps=100, loss=None, metrics=None,
            optimizer=None, draw=True):
     """Runs the range test for `experiment` (its data, batch, seed, optimizer and strategy); writes per-step
-    `learning_rate` and `loss` scalars to <out>/train and the figure to <out>/range_test.png (and as a
+    `batch/learning_rate` and `batch/loss` scalars to <out>/train and the figure to <out>/range_test.png (and as a
     TensorBoard image; not with draw=False, which --initial_lr=auto passes: drawing costs a third of a short
     test); returns a Result. The model is built by model_fn, as for training, from the seed's
     initial weights; a built keras.Model is given back its initial weights afterwards."""
