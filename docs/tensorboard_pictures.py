@@ -25,7 +25,7 @@ flags.DEFINE_string('logdir', 'runs/tensorboard-pictures', 'Folder of the two ru
 flags.DEFINE_string('out', os.path.join(REPO, 'docs', 'images'), 'Folder for the pictures.')
 flags.DEFINE_boolean('skip_training', False, 'Use the runs already in --logdir.')
 flags.DEFINE_string('chromium', '/usr/bin/chromium', 'The browser.')
-flags.DEFINE_string('window', '1600,1000', 'Browser window size in pixels, width,height.')
+flags.DEFINE_string('window', '1920,1080', 'Browser window size in pixels, width,height.')
 
 
 def _train(logdir):
@@ -69,7 +69,7 @@ def main(argv):
             path = os.path.join(FLAGS.out, name)
             # --virtual-time-budget lets the page run its requests and draw before the picture is taken.
             subprocess.run([FLAGS.chromium, '--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars',
-                            f'--window-size={FLAGS.window}', '--virtual-time-budget=20000', f'--screenshot={path}',
+                            f'--window-size={FLAGS.window}', '--virtual-time-budget=30000', f'--screenshot={path}',
                             f'http://127.0.0.1:{port}/{page}'], check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=180)
             print(f'wrote {path}')

@@ -69,7 +69,7 @@ def card(schedule, steps, title, mark):
     x, rates = curve(schedule, steps)
     axes.plot(x, rates, linewidth=1.4)
     at = min(max(int(mark), 0), steps)
-    rate = float(np.asarray(schedule(np.int64(at)), dtype=np.float64)) if rates.size else 0.0
+    rate = float(np.asarray(schedule(np.int64(at)), dtype=np.float64))
     axes.axvline(at, color="tab:red", linewidth=1, alpha=0.7)
     axes.plot([at], [rate], "o", color="tab:red", markersize=5)
     axes.annotate(f"step {at}\n{rate:.3g}", (at, rate), textcoords="offset points", xytext=(5, 5), fontsize=9,

@@ -1,5 +1,6 @@
 """Cycle placement of cosine_restarts checked against exact rational arithmetic, up to step 2**31 - 1."""
 
+import bisect
 import functools
 import math
 from fractions import Fraction
@@ -14,9 +15,29 @@ from schedules import restarts
 LAST = 2**31 - 1
 
 
+class _Periodic:
+    """The cycles of cycle_multiplier 1, (k c, c) as Fractions, made when read: there are 2^31 / c of them."""
+
+    def __init__(self, c):
+        self.c, self.count = c, LAST // c + 1
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(self.count))]
+        k = k + self.count if k < 0 else k
+        if not 0 <= k < self.count:
+            raise IndexError(k)
+        return Fraction(k * self.c), Fraction(self.c)
+
+
 @functools.lru_cache(maxsize=2)
 def exact_cycles(c, m):
     """[(S_k, L_k)] as Fractions for every cycle starting at or below LAST."""
+    if m == 1:
+        return _Periodic(c)
     m = Fraction(str(m))
     out, start, length = [], Fraction(0), Fraction(c)
     while start <= LAST:
@@ -26,8 +47,9 @@ def exact_cycles(c, m):
 
 
 def cycle_of(cycles, step):
-    """The index of the cycle whole step `step` is in, by exact comparison with the Fraction starts."""
-    return max(i for i, (s, _) in enumerate(cycles) if s <= int(step))
+    """The index of the cycle whole step `step` is in, by exact comparison with the Fraction starts (which
+    increase: the last start <= step)."""
+    return bisect.bisect_right(cycles, int(step), key=lambda cycle: cycle[0]) - 1
 
 
 def reference(c, m, w, steps, initial=1.0, minimum=0.0):
@@ -38,7 +60,7 @@ def reference(c, m, w, steps, initial=1.0, minimum=0.0):
         if cycles is None:
             start, length = Fraction(step // c * c), Fraction(c)
         else:  # exact: Fraction <= int
-            start, length = cycles[max(i for i, (s, _) in enumerate(cycles) if s <= step)]
+            start, length = cycles[cycle_of(cycles, step)]
         warm = float(length * w / c)
         t = float(step - start)
         length = float(length)
@@ -130,7 +152,7 @@ def polynomial_reference(c, m, power, steps, initial=1.0, minimum=0.0):
     cycles = exact_cycles(c, m)
     out = []
     for step in map(int, steps):
-        start, length = cycles[max(i for i, (s, _) in enumerate(cycles) if s <= step)]
+        start, length = cycles[cycle_of(cycles, step)]
         out.append(minimum + (initial - minimum) * (1 - float((step - start) / length)) ** power)
     return np.array(out)
 
@@ -156,7 +178,7 @@ def cyclic_reference(up, down, m, mode, steps, initial=1.0, minimum=0.0):
     cycles = exact_cycles(up + down, m)
     out = []
     for step in map(int, steps):
-        k = max(i for i, (s, _) in enumerate(cycles) if s <= step)
+        k = cycle_of(cycles, step)
         start, length = cycles[k]
         rise = length * Fraction(up, up + down)
         t = step - start

@@ -15,6 +15,7 @@ import trainer
 from trainer import data, experiment, faults, loop, models, optimizers, task, tfds_data
 from trainer.config import Config, ConfigError
 from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.backend.event_processing import plugin_event_accumulator as accumulator
 from test_trainer_support import scalars, tags, tiny_dataset
 
 BATCH, EXAMPLES, EPOCHS = 8, 64, 3
@@ -501,3 +502,30 @@ def test_calls_of_any_length_take_the_batches_in_order():
     for split in ([1, 5, 3], [4, 1, 1, 3]):
         for ours, reference in zip(run(split), whole):
             np.testing.assert_array_equal(ours, reference)
+
+
+def test_a_resume_at_an_epoch_end_shows_each_epoch_mean_once(tmp_path):
+    """As if killed right after the checkpoint of an epoch's end: the rerun's restart mark hides every value at
+    steps >= 16 of the killed process, the epoch-2 means among them, and logs them again from the checkpoint."""
+    def run(model_dir):
+        return trainer.train('mlp', tiny_dataset(EXAMPLES, seed=1), eval_data=tiny_dataset(20, seed=2),
+                             model_dir=str(model_dir), batch_size=BATCH, epochs=EPOCHS, steps_per_loop=3,
+                             checkpoint_steps=5, keep_checkpoints=10, deterministic=True, interactive=False)
+
+    run(tmp_path / 'whole')
+    resumed = tmp_path / 'resumed'
+    (resumed / 'train').mkdir(parents=True)
+    for path in glob.glob(str(tmp_path / 'whole' / 'ckpt-16.*')) + [str(tmp_path / 'whole' / 'config.json')]:
+        os.link(path, resumed / os.path.basename(path))
+    for path in glob.glob(str(tmp_path / 'whole' / 'train' / 'events.*')):
+        os.link(path, resumed / 'train' / os.path.basename(path))
+    tf.compat.v1.train.update_checkpoint_state(str(resumed), str(resumed / 'ckpt-16'))
+    run(resumed)
+
+    def shown(model_dir):  # TensorBoard's event multiplexer (--load_fast=false) on the train run
+        view = accumulator.EventAccumulator(str(model_dir / 'train'), size_guidance={'tensors': 0}).Reload()
+        return {tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in view.Tensors(tag)]
+                for tag in ('epoch/loss', 'epoch/accuracy', 'batch/loss')}
+    expected, got = shown(tmp_path / 'whole'), shown(resumed)
+    assert [s for s, _ in expected['epoch/loss']] == [STEPS_PER_EPOCH * (e + 1) for e in range(EPOCHS)]
+    assert got == expected

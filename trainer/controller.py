@@ -239,19 +239,22 @@ class _Run:
             evaluation = self.strategy.experimental_distribute_dataset(
                 data.eval_batches(exp.eval_examples, config.batch_size))
         self._session()
-        self._schedule_image(self.start)
+        self._schedule_card(self.start)
+        if self.start % exp.steps_per_epoch == 0:
+            # The means of the epoch that ended here were logged before its checkpoint, and the restart mark
+            # hides them (summaries.mark_start): log them again, from the checkpoint's sums.
+            self._epoch_means(self.start)
         clock, current = _Clock(), self.start
         while current < exp.total_steps:
+            if current % exp.steps_per_epoch == 0:
+                self.epoch_totals.assign(tf.zeros(self.epoch_totals.shape, tf.float64))  # a new epoch
             current, train_values = self._loop_call(current, clock)
             epoch_end = current % exp.steps_per_epoch == 0 or current == exp.total_steps
             if epoch_end:
-                *sums, count = self.epoch_totals.numpy().tolist()
-                summaries.epoch_means(self.writers, current, {
-                    name: total / max(count, 1.0) for name, total in zip(self.loop.value_names, sums)})
-                self.epoch_totals.assign(tf.zeros(self.epoch_totals.shape, tf.float64))
+                self._epoch_means(current)
                 self.progress.epoch_end(current, *train_values, self._evaluate(evaluation, current),
                                         clock.end_epoch())
-                self._schedule_image(current)
+                self._schedule_card(current)
             if epoch_end or (config.checkpoint_steps and current % config.checkpoint_steps == 0):
                 began_save = time.perf_counter()
                 self._save(current)
@@ -287,13 +290,20 @@ class _Run:
         prefix = 'schedule.'
         return {k[len(prefix):]: v for k, v in self.experiment.hparams().items() if k.startswith(prefix)}
 
-    def _schedule_image(self, step):
+    def _epoch_means(self, step):
+        """The means of the epoch's steps so far (none before a first step), at `step`."""
+        *sums, count = self.epoch_totals.numpy().tolist()
+        if count:
+            summaries.epoch_means(self.writers, step, {name: total / count
+                                                       for name, total in zip(self.loop.value_names, sums)})
+
+    def _schedule_card(self, step):
         steps = self._schedule_steps()
         shown = ', '.join(f'{k} {v:.3g}' if isinstance(v, float) else f'{k} {v}' for k, v in sorted(steps.items())
                           if k not in ('name', 'total_steps') and isinstance(v, (int, float)) and v)
         title = '\n'.join(textwrap.wrap(f'{self.config.schedule}: {shown}' if shown else str(self.config.schedule),
                                          60)[:3])
-        summaries.schedule_image(self.writers, self.experiment.schedule, self.experiment.total_steps, title, step)
+        summaries.schedule_card(self.writers, self.experiment.schedule, self.experiment.total_steps, title, step)
 
     def _session(self, status=None):
         summaries.session(self.config.model_dir, self.label, self.experiment.hparams(), self.evaluations,

@@ -28,7 +28,7 @@ def _names(count, model_names, single, prefix):
 
 def _input_names(model, features):
     if isinstance(features, dict):
-        # Every leaf by its path of keys and positions ('image', 'text_ids', 'pair_0'), in tf.nest's order.
+        # Every leaf by its path of keys and positions ('pixels', 'text_ids', 'pair_0'), in tf.nest's order.
         return ['_'.join(str(key) for key in path) for path, _ in keras.tree.flatten_with_path(features)]
     model_inputs = getattr(model, 'inputs', None) or ()
     return _names(len(tf.nest.flatten(features)), [t.name for t in model_inputs], 'inputs', 'input')

@@ -91,7 +91,7 @@ def describe_run(writers, settings, schedule_steps):
         tf.summary.text('flags', flags_table(settings, schedule_steps), step=0)
 
 
-def schedule_image(writers, schedule, total_steps, title, step):
+def schedule_card(writers, schedule, total_steps, title, step):
     """The planned learning-rate curve with `step` marked, at `step` (TensorBoard shows the newest)."""
     try:
         from schedules import plot  # matplotlib is imported only here, and only when installed
