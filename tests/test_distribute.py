@@ -112,7 +112,7 @@ def test_two_workers_match_one_worker_and_only_the_chief_writes(base, one_device
     names = _files(model_dir)
     assert [n for n in names if 'tfevents' not in n] == [n for n in _files(one_device) if 'tfevents' not in n]
     events = [n for n in names if 'tfevents' in n]
-    assert len(events) == 3 and {os.path.dirname(n) for n in events} == {'', 'train', 'eval'}
+    assert len(events) == 3 and {os.path.dirname(n) for n in events} == {'hparams', 'train', 'eval'}
     # The other worker's temporary folder is gone.
     assert not glob.glob(str(tmp / 'stepwise-*'))
     assert_same_run(model_dir, one_device)
