@@ -37,9 +37,9 @@ class Loop:
     returns ({'loss': mean, metric name: mean, ...} over its good steps, last learning rate) as tensors;
     each step's values are those of its batch, logged as batch/<name>. `epoch_totals`, if given, a float64
     variable [len(value_names) + 1], gets the call's sums of each value and its number of good steps added
-    in the same call, so that it is always in step with the global step (the controller's epoch means). `evaluate(iterator)` returns {'loss', metric names...} over every
-    example left in a distributed iterator of a finite dataset (its loss weighted by batch size, as
-    model.evaluate does).
+    in the same call, so that it is always in step with the global step (the controller's epoch means).
+    `evaluate(iterator)` returns {'loss', metric names...} over every example left in a distributed iterator
+    of a finite dataset (its loss weighted by batch size, as model.evaluate does).
     """
 
     def __init__(self, model, optimizer, strategy, global_step, writer, batches, jit_compile=False,

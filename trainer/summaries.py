@@ -44,7 +44,6 @@ class Writers:
     """The summary writers of a model_dir's train and eval runs."""
 
     def __init__(self, model_dir):
-        self.model_dir = model_dir
         # Three events a step: at the default queue of 10 the writer would flush to the file every few steps
         # inside the compiled loop; the loop's `as_default` block flushes it once, as each call ends.
         self.train = tf.summary.create_file_writer(os.path.join(model_dir, 'train'), max_queue=1000)
