@@ -4,8 +4,10 @@ import gzip
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -50,6 +52,8 @@ def _mock_prepared(name, data_dir, sizes):
 def offline(monkeypatch):
     """tfds cannot download anything, as on a machine without network."""
     def fail(self, *args, **kwargs):
+        os.makedirs(os.path.join(self.data_path, 'incomplete'))  # as tfds does before it downloads
+        os.makedirs(os.path.join(os.path.dirname(os.path.dirname(self.data_path)), 'downloads', 'partial'))
         raise ConnectionError(f'cannot reach the download server for {self.name}')
     monkeypatch.setattr(tfds.core.DatasetBuilder, 'download_and_prepare', fail)
 
@@ -99,10 +103,30 @@ def test_dataset_without_images(tmp_path):
     _one_line_error(excinfo, '--dataset=imdb_reviews', 'image-classification')
 
 
-def test_unprepared_dataset_offline(tmp_path, offline):
+def test_unprepared_dataset_offline_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
+    """No download host answers (this machine has no network; made certain by refusing every connection)."""
+    def refuse(address, timeout=None):
+        raise OSError(f'refused {address}')
+    monkeypatch.setattr(socket, 'create_connection', refuse)
+    data_dir = tmp_path / 'tfds'
+    began = time.monotonic()
     with pytest.raises(data.DataError) as excinfo:
-        tfds_data.load('mnist', 'train', str(tmp_path))
-    _one_line_error(excinfo, '--dataset=mnist', '--data_dir', str(tmp_path), 'ConnectionError')
+        tfds_data.load('mnist', 'train', str(data_dir))
+    assert time.monotonic() - began < 10
+    _one_line_error(excinfo, '--dataset=mnist', '--data_dir', str(data_dir), 'storage.googleapis.com',
+                    'cannot be reached')
+    assert not data_dir.exists()
+
+
+def test_failed_preparation_removes_the_folders_it_made(tmp_path, monkeypatch, offline):
+    """A host answers, but the download fails midway, after tfds made its folders."""
+    monkeypatch.setattr(tfds_data, '_unreachable', lambda builder: None)
+    data_dir = tmp_path / 'tfds'
+    (data_dir / 'cifar10').mkdir(parents=True)  # another dataset's, kept
+    with pytest.raises(data.DataError) as excinfo:
+        tfds_data.load('mnist', 'train', str(data_dir))
+    _one_line_error(excinfo, '--dataset=mnist', '--data_dir', str(data_dir), 'ConnectionError')
+    assert sorted(os.listdir(data_dir)) == ['cifar10']
 
 
 # --- Fashion-MNIST from Debian's package ----------------------------------------------------

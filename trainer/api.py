@@ -20,10 +20,14 @@ def train(model='cnn', train_data='fashion_mnist', eval_data=None, *, model_dir,
         name, else the train_data's element spec. Or a built-in image classifier's name ('cnn', 'mlp'): for a
         tfds name, or for train_data of (image [H, W, C], integer label) with `num_classes` classes (default:
         the largest label + 1).
-    train_data: an unbatched, finite tf.data.Dataset of (features, labels) or (features, labels,
-        sample_weights), each any nest (tensor, tuple, dict) of any dtype with a fixed shape per example; it
-        is held in memory and must not shuffle (the loop orders it by (seed, step)). Or a tfds
-        image-classification name (with `train_split` / `eval_split` / `data_dir` settings).
+    train_data: an unbatched tf.data.Dataset of (features, labels) or (features, labels, sample_weights),
+        each any nest (tensor, tuple, dict) of any dtype with a fixed shape per example, that does not shuffle
+        (the loop orders it by (seed, step)). It is held in memory when its size is known and fits
+        `memory_budget_mb` (the `input` setting: 'auto', 'memory', 'stream'), else streamed (trainer.stream);
+        a stream may be of unknown size or infinite (with `train_steps`). Or a function
+        tf.distribute.InputContext -> such a dataset, streamed, each input shard reading its own part (of
+        `input_shards`; each worker reads only its shards). Or a tfds image-classification name (with
+        `train_split` / `eval_split` / `data_dir` settings), a folder of images or an .npz file.
     eval_data: an unbatched dataset like train_data; None: the tfds `eval_split`, or no evaluation.
     loss, metrics: as for model.compile, replacing what the model was compiled with; the step calls
         model.compute_loss and model.compute_metrics, so an override of either trains unchanged.
@@ -155,7 +159,8 @@ _SET_HERE = {'model_dir', 'dataset', 'model', 'schedule', 'schedule_params', 'op
 
 def _prepared(call):
     return experiment.prepare(call.config, train_data=call.train_data, eval_data=call.eval_data,
-                              schedule=call.schedule, model_given=call.model_given, num_classes=call.num_classes)
+                              schedule=call.schedule, model_given=call.model_given, num_classes=call.num_classes,
+                              worker=distribute.input_pipeline(call.strategy))
 
 
 def _train(call, interactive):

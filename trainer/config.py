@@ -23,9 +23,13 @@ EPOCH_PARAMETERS = {
 DEFAULT_EPOCHS = 15
 
 # Settings that may change between a run and its resumption: they do not change what is computed.
-RESUMABLE_CHANGES = ('model_dir', 'data_dir', 'steps_per_loop', 'checkpoint_steps', 'keep_checkpoints',
+RESUMABLE_CHANGES = ('model_dir', 'data_dir', 'memory_budget_mb', 'steps_per_loop', 'checkpoint_steps', 'keep_checkpoints',
                      'jit_compile', 'strategy', 'num_gpus', 'cpu_devices',
                      'on_nonfinite')  # a run stopped at a non-finite step may go on with skip
+
+
+# Where the training examples are read from (trainer.experiment resolves auto).
+INPUTS = ('auto', 'memory', 'stream')
 
 
 class ConfigError(ValueError):
@@ -48,6 +52,14 @@ class Config:
     data_dir: str | None = None
     train_split: str = 'train'
     eval_split: str = 'test'
+    eval_dataset: str | None = None  # a second folder or .npz to evaluate on (file datasets)
+    validation_split: float | None = None  # the fraction of a file dataset held out for evaluation
+    image_size: tuple[int, int] | None = None  # an image folder's images resized to (height, width)
+    input: str = 'auto'  # INPUTS; config.json records what auto resolved to
+    memory_budget_mb: int | None = None  # None: a quarter of the machine's memory
+    input_shards: int | None = None  # None: the number of workers (recorded as resolved)
+    shuffle_buffer: int = 10000  # a Sequential stream's (trainer.stream)
+    steps_per_epoch: int | None = None  # a stream whose size is not known, or infinite
     model: str = 'cnn'
     optimizer: str = 'adam'
     optimizer_params: tuple[tuple[str, object], ...] = ()  # an optimizer instance's config (Python API)
@@ -118,6 +130,23 @@ class Config:
             raise ConfigError(f'--ema_momentum={self.ema_momentum!r} must be a number in (0, 1)')
         if self.on_nonfinite not in nonfinite.MODES:
             raise ConfigError(f'--on_nonfinite={self.on_nonfinite!r} is not one of: {", ".join(nonfinite.MODES)}')
+        if self.input not in INPUTS:
+            raise ConfigError(f'--input={self.input!r} is not one of: {", ".join(INPUTS)}')
+        for name in ('memory_budget_mb', 'input_shards', 'steps_per_epoch'):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if not _is_int(self.shuffle_buffer) or self.shuffle_buffer < 0:
+            raise ConfigError(f'--shuffle_buffer={self.shuffle_buffer!r} must be a whole number >= 0 (0: none)')
+        if self.validation_split is not None and not (_is_number(self.validation_split)
+                                                      and 0 < self.validation_split < 1):
+            raise ConfigError(f'--validation_split={self.validation_split!r} must be a fraction in (0, 1)')
+        if self.validation_split is not None and self.eval_dataset:
+            raise ConfigError('--validation_split and --eval_dataset were both given; give one of them')
+        if self.image_size is not None:
+            size = tuple(self.image_size) if isinstance(self.image_size, (list, tuple)) else (self.image_size,) * 2
+            if len(size) != 2 or not all(_is_int(v) and v > 0 for v in size):
+                raise ConfigError(f'--image_size={self.image_size!r} must be HEIGHT,WIDTH or SIDE, whole numbers >= 1')
+            object.__setattr__(self, 'image_size', size)
         if not self.train_split:
             raise ConfigError("--train_split='' must name a split, e.g. train or 'train[:90%]'")
         for epochs_name, steps_name in EPOCH_PARAMETERS.items():
@@ -128,6 +157,8 @@ class Config:
         """Plain JSON-able settings (schedule parameters inlined as `schedule.<name>`)."""
         values = dataclasses.asdict(self)
         values['augment'] = list(self.augment)
+        if self.image_size is not None:
+            values['image_size'] = list(self.image_size)
         params = values.pop('schedule_params')
         values.update({f'schedule.{k}': list(v) if isinstance(v, tuple) else v for k, v in params})
         values.update({f'optimizer.{k}': v for k, v in values.pop('optimizer_params')})

@@ -15,7 +15,7 @@ import tensorflow as tf
 from absl import logging
 
 from trainer import (data, distribute, export, faults, lock, loop, optimizers, progress, recovery,
-                     rundir, signals, summaries, task)
+                     rundir, signals, stream, summaries, task)
 from trainer.config import ConfigError
 
 
@@ -77,7 +77,7 @@ class Built:
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     step: tf.Variable
-    batches: data.TrainBatches
+    batches: object  # data.TrainBatches (in memory) or stream.StreamBatches
 
 
 def build(experiment, model_fn, strategy, loss=None, metrics=None, optimizer_instance=None, for_export=True):
@@ -89,12 +89,17 @@ def build(experiment, model_fn, strategy, loss=None, metrics=None, optimizer_ins
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
-    try:
-        batches = data.TrainBatches(experiment.train_examples, experiment.num_train, config.batch_size,
-                                    config.seed, transform=experiment.transform)
-    except (ValueError, tf.errors.OpError) as e:  # e.g. a size stated with assert_cardinality that is wrong
-        raise data.DataError(f'train_data cannot be read into memory: {type(e).__name__}: {data.one_line(e)}') \
-            from None
+    if experiment.source is not None:
+        batches = stream.StreamBatches(experiment.source, config.batch_size, config.seed, experiment.steps_per_epoch,
+                                       config.input_shards, experiment.owned_shards, config.shuffle_buffer,
+                                       experiment.transform, ram_budget=experiment.memory_budget)
+    else:
+        try:
+            batches = data.TrainBatches(experiment.train_examples, experiment.num_train, config.batch_size,
+                                        config.seed, transform=experiment.transform)
+        except (ValueError, tf.errors.OpError) as e:  # e.g. a size stated with assert_cardinality that is wrong
+            raise data.DataError(f'train_data cannot be read into memory: {type(e).__name__}: '
+                                 f'{data.one_line(e)}') from None
     previous_policy = keras.mixed_precision.dtype_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_dtype_policy('mixed_float16' if distribute.has_gpu() else 'mixed_bfloat16')
@@ -129,7 +134,7 @@ def build(experiment, model_fn, strategy, loss=None, metrics=None, optimizer_ins
                           f'{data.one_line(e)}') from None
     if experiment.model_given or loss is not None or metrics is not None:
         config = dataclasses.replace(config, loss=task.describe(used_loss), metrics=task.describe(used_metrics))
-    if experiment.user_data:
+    if experiment.user_data and experiment.source is None:
         # What the examples are, so that a resume on other data (or on a pipeline that draws at random) is refused.
         config = dataclasses.replace(config, train_data_sha256=batches.sha256())
     return Built(dataclasses.replace(experiment, config=config), model, optimizer, step, batches)
@@ -219,6 +224,12 @@ class _Run:
         exp, config = self.experiment, self.config
         if self.start >= exp.total_steps:
             return self._already_finished()
+        self.progress.summary([exp.input_line])
+        skipped = getattr(self.batches, 'skipped_examples', lambda step: 0)(self.start)
+        if skipped:
+            self.progress.summary([f'resuming within an epoch of a stream read in order: its first {skipped} '
+                                   'examples are read again and dropped'])
+        self.batches.start(self.start)
         self.writers = summaries.Writers(config.model_dir)
         self.loop = loop.Loop(self.model, self.optimizer, self.strategy, self.step, self.writers.train,
                               self.batches, jit_compile=config.jit_compile,
@@ -237,7 +248,7 @@ class _Run:
         evaluation = None
         if exp.eval_examples is not None:
             evaluation = self.strategy.experimental_distribute_dataset(
-                data.eval_batches(exp.eval_examples, config.batch_size))
+                data.eval_batches(exp.eval_examples, config.batch_size, cache=exp.source is None))
         self._session()
         self._schedule_card(self.start)
         if self.start % exp.steps_per_epoch == 0:

@@ -68,11 +68,12 @@ def _describe(spec):
                                  else type(s).__name__, spec)
 
 
-def check_examples(dataset, name, like=None):
+def check_examples(dataset, name, like=None, streaming=False):
     """Checks an unbatched dataset of examples; returns its element spec. Raises DataError (one line).
 
     name: how the user calls it ('train_data'); like: another dataset's element spec it must match in
-    structure, dtypes and shapes (eval_data against train_data).
+    structure, dtypes and shapes (eval_data against train_data); streaming: it is read as a stream
+    (trainer.stream), which may be infinite or of unknown size.
     """
     if not isinstance(dataset, tf.data.Dataset):
         raise DataError(f'{name} must be a tf.data.Dataset of (features, labels[, sample_weights]), got '
@@ -82,12 +83,13 @@ def check_examples(dataset, name, like=None):
         raise DataError(f'{name} must yield (features, labels) or (features, labels, sample_weights) tuples; '
                         f'its elements are {_describe(spec)}')
     cardinality = int(dataset.cardinality())
-    if cardinality == tf.data.INFINITE_CARDINALITY:
-        raise DataError(f'{name} is infinite (a .repeat()?); pass the finite set of examples: the loop goes '
-                        'through it epoch after epoch itself')
-    if cardinality == tf.data.UNKNOWN_CARDINALITY:
+    if cardinality == tf.data.INFINITE_CARDINALITY and not streaming:
+        raise DataError(f'{name} is infinite (a .repeat()?); pass the finite set of examples (the loop goes '
+                        'through it epoch after epoch itself), or stream it with --input=stream and --train_steps')
+    if cardinality == tf.data.UNKNOWN_CARDINALITY and not streaming:
         raise DataError(f'{name} has an unknown number of examples (after .filter() or from a generator?); '
-                        'state it with dataset.apply(tf.data.experimental.assert_cardinality(N))')
+                        'state it with dataset.apply(tf.data.experimental.assert_cardinality(N)), or stream '
+                        'it with --input=stream')
     if cardinality == 0:
         raise DataError(f'{name} is empty')
     pipeline = _pipeline_ops(dataset)
@@ -144,6 +146,23 @@ _CHUNK_BYTES = 8 << 20
 _SEED_PREFIX = 498247692
 
 
+def batch_indices(step, seed, steps_per_epoch, batch_size, num_examples, first=0, count=None):
+    """The example indices [K, count] of positions first..first+count-1 of the batches of the steps `step` [K].
+
+    Batch s holds positions [p * B, (p + 1) * B), p = s % steps_per_epoch, of epoch s // steps_per_epoch's
+    permutation of 0..num_examples-1, computed per index with index_shuffle keyed by (seed, epoch).
+    """
+    count = batch_size if count is None else count
+    size = tf.shape(step)[0]
+    epoch, position = step // steps_per_epoch, step % steps_per_epoch
+    positions = position[:, None] * batch_size + first + tf.range(count, dtype=tf.int64)
+    rows = tf.stack([tf.fill([size], tf.constant(_SEED_PREFIX, tf.int64)),
+                     tf.fill([size], tf.cast(seed, tf.int64)), epoch], 1)
+    indices = tf.raw_ops.RandomIndexShuffle(index=tf.reshape(positions, [-1]), seed=tf.repeat(rows, count, axis=0),
+                                            max_index=tf.constant(num_examples - 1, tf.int64), rounds=4)
+    return tf.reshape(indices, [size, count])
+
+
 class TrainBatches:
     """The training batch of any step: the examples' nest, each leaf [B, ...], values and dtypes as stored.
 
@@ -154,6 +173,7 @@ class TrainBatches:
     structure, from a [2] int64 seed (seed, step): stateless random ops keyed by it keep augmented batches a
     function of the step too (trainer.augment).
     """
+    per_worker = False  # every worker gathers the global batch (then each feeds its replicas their shares)
 
     def __init__(self, examples: tf.data.Dataset, num_examples: int, batch_size: int, seed: int, transform=None):
         self.steps_per_epoch = steps_per_epoch(num_examples, batch_size)
@@ -176,6 +196,9 @@ class TrainBatches:
             values = leaf.numpy()
             digest.update(b''.join(values.ravel()) if leaf.dtype == tf.string else values.tobytes())
         return digest.hexdigest()
+
+    def start(self, step):
+        """Nothing to position: any step's batch is gathered directly (trainer.stream's batches need it)."""
 
     def __call__(self, step):
         """The batch of `step` (a scalar integer), made on the host's CPU, where the examples are."""
@@ -204,26 +227,15 @@ class TrainBatches:
         return stream.prefetch(tf.data.AUTOTUNE)
 
     def _gather(self, step):
-        """Batches of the steps `step` [K]: the examples' nest, each leaf [K, B, ...].
-
-        Batch s holds positions [p * B, (p + 1) * B), p = s % steps_per_epoch, of epoch s // steps_per_epoch's
-        permutation, computed per index with index_shuffle keyed by (seed, epoch).
-        """
-        count, batch_size = tf.shape(step)[0], self.batch_size
-        epoch, position = step // self.steps_per_epoch, step % self.steps_per_epoch
-        positions = position[:, None] * batch_size + tf.range(batch_size, dtype=tf.int64)
-        rows = tf.stack([tf.fill([count], tf.constant(_SEED_PREFIX, tf.int64)), tf.fill([count], self._seed),
-                         epoch], 1)
-        indices = tf.raw_ops.RandomIndexShuffle(index=tf.reshape(positions, [-1]),
-                                                seed=tf.repeat(rows, batch_size, axis=0),
-                                                max_index=tf.constant(self._num_examples - 1, tf.int64), rounds=4)
-        indices = tf.reshape(indices, [count, batch_size])
+        """Batches of the steps `step` [K]: the examples' nest, each leaf [K, B, ...]."""
+        indices = batch_indices(step, self._seed, self.steps_per_epoch, self.batch_size, self._num_examples)
         return tf.nest.map_structure(lambda t: tf.gather(t, indices), self._examples)
 
     def _transformed(self, batch, step):
         return self._transform(batch, tf.stack([self._seed, step]))
 
 
-def eval_batches(examples: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
-    """Every example once in order, cached in memory after the first pass; the last batch may be partial."""
-    return examples.cache().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def eval_batches(examples: tf.data.Dataset, batch_size: int, cache: bool = True) -> tf.data.Dataset:
+    """Every example once in order (cached in memory after the first pass, if `cache`); the last batch may be
+    partial."""
+    return (examples.cache() if cache else examples).batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -103,6 +103,16 @@ def cluster_resolver(strategy):
     return resolver if resolver.cluster_spec().jobs else None
 
 
+def input_pipeline(strategy):
+    """(this worker's index, the number of workers): the chief first, then the workers, as replica ids go."""
+    resolver = cluster_resolver(strategy)
+    if resolver is None:
+        return 0, 1
+    spec = resolver.cluster_spec().as_dict()
+    tasks = [(kind, index) for kind in ('chief', 'worker') for index in range(len(spec.get(kind, ())))]
+    return tasks.index((resolver.task_type, resolver.task_id)), len(tasks)
+
+
 @contextlib.contextmanager
 def worker_dir(strategy, model_dir):
     """Yields the folder this process writes to: model_dir on the chief, else a temporary folder.

@@ -7,13 +7,17 @@ trainer.models, trainer.augment) or the user's unbatched tf.data datasets.
 """
 import dataclasses
 import math
+import os
+
+import time
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 import schedules
 from schedules import flags as schedule_flags
-from trainer import augment, data, models, task, tfds_data
+from trainer import augment, data, file_data, models, stream, task, tfds_data
 from trainer import config as config_lib
 
 ConfigError = config_lib.ConfigError
@@ -45,6 +49,10 @@ class Experiment:
     serving_outputs: object = None
     model_given: bool = False
     user_data: bool = False
+    source: object = None  # a trainer.stream source when the examples are streamed, else None (in memory)
+    input_line: str = ''  # the log's line on where the examples are read from, and why
+    owned_shards: tuple = (0,)
+    memory_budget: int = 0  # bytes
 
     def hparams(self):
         """The run's hyperparameters as flat {name: bool|int|float|str}, schedule lengths in steps."""
@@ -57,40 +65,89 @@ class Experiment:
                 ','.join(map(str, v)) if isinstance(v, list) else str(v) for k, v in values.items() if v is not None}
 
 
-def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=False, num_classes=None):
+def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=False, num_classes=None,
+            worker=(0, 1)):
     """Checks `config` against its data and builds the schedule; raises ConfigError or data.DataError.
 
     train_data/eval_data: unbatched datasets of (features, labels[, sample_weights]) instead of the tfds
-    `config.dataset`; schedule: a LearningRateSchedule, a callable step -> rate or a float instead of
-    `config.schedule`; model_given: a model is passed in, so `config.model` names no registry entry (else the
-    built-in image classifier trains on train_data's images, of num_classes classes: default, counted).
-    A schedule object's identity (its config, its rates at probe steps) goes into the Experiment's config.
+    `config.dataset` (train_data may also be a function tf.distribute.InputContext -> such a dataset, which is
+    streamed, each input shard reading its own part); schedule: a LearningRateSchedule, a callable step ->
+    rate or a float instead of `config.schedule`; model_given: a model is passed in, so `config.model` names no
+    registry entry (else the built-in image classifier trains on train_data's images, of num_classes classes:
+    default, counted); worker: (this worker's index, the number of workers).
+    The path the examples take (in memory or streamed) and a schedule object's identity (its config, its rates
+    at probe steps) go into the Experiment's config.
     """
     if not model_given and config.model not in models.names():
         raise ConfigError(f'--model={config.model!r} is not one of: {", ".join(models.names())}')
+    budget = (config.memory_budget_mb or _default_budget_mb()) << 20
+    asked = config.input
     builtin = train_data is None
-    if builtin:
+    source = digest = None
+    if builtin and file_data.is_file_dataset(config.dataset):
+        _check_file_flags(config)
+        source, eval_source, info, digest = file_data.load(config.dataset, config.image_size, config.seed,
+                                                           config.validation_split)
+        if config.eval_dataset:
+            eval_source = file_data.load_eval(config.eval_dataset, info, config.image_size)
+        spec, num_train = source.element_spec, source.num_examples
+        evaluation = eval_data if eval_data is not None else eval_source and eval_source.examples()
+        train = source.examples()
+        if not _streams(config, num_train, source.example_bytes, budget):
+            source = None
+    elif builtin:
+        if config.eval_dataset or config.validation_split or config.image_size:
+            raise ConfigError('--eval_dataset, --validation_split and --image_size go with a folder or .npz '
+                              f'--dataset; for the tfds dataset {config.dataset} use --train_split/--eval_split')
         info, train, num_train = _from_tfds(config)
         evaluation = eval_data if eval_data is not None else _tfds_eval(config)
         spec = train.element_spec
-        if eval_data is not None:
-            data.check_examples(eval_data, 'eval_data', like=spec)
+        if _streams(config, num_train, stream.example_bytes(spec), budget):
+            source = tfds_data.source(config.dataset, config.train_split, config.data_dir)
     else:
-        spec = data.check_examples(train_data, 'train_data')
-        if eval_data is not None:
-            data.check_examples(eval_data, 'eval_data', like=spec)
-        info, train, num_train, evaluation = spec, train_data, int(train_data.cardinality()), eval_data
+        function = train_data if callable(train_data) and not isinstance(train_data, tf.data.Dataset) else None
+        given = function(tf.distribute.InputContext()) if function else train_data
+        streaming = function is not None or config.input != 'memory'
+        spec = data.check_examples(given, 'train_data', streaming=streaming)
+        size = int(given.cardinality())
+        num_train = size if size >= 0 else None
+        if function or _streams(config, num_train, stream.example_bytes(spec), budget):
+            source = _user_source(function, given, spec, size)
+        train, info = given, spec
         if not model_given:
-            info = tfds_data.info_of(train_data, num_classes)
+            info = tfds_data.info_of(given, num_classes)
+        evaluation = eval_data(tf.distribute.InputContext()) if callable(eval_data) and not isinstance(
+            eval_data, tf.data.Dataset) else eval_data
+    if evaluation is not None and (eval_data is not None or not builtin):
+        data.check_examples(evaluation, 'eval_data', like=spec)
     try:
         augment.check(config.augment, config.cutout_size, spec[0])
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    steps_per_epoch = data.steps_per_epoch(num_train, config.batch_size)
+    shards = 1
+    if source is not None:
+        shards = config.input_shards or worker[1]
+        if shards % worker[1]:
+            raise ConfigError(f'--input_shards={shards} does not split over the {worker[1]} workers; use a '
+                              f'multiple of {worker[1]}')
+        if config.batch_size % shards:
+            raise ConfigError(f'--batch_size={config.batch_size} does not split evenly over {shards} input shards '
+                              '(--input_shards, default the number of workers)')
+        steps_per_epoch, num_train = _stream_epoch(config, source, shards)
+    else:
+        if config.steps_per_epoch is not None:
+            raise ConfigError(f'--steps_per_epoch applies to a stream of unknown size or an infinite one; these '
+                              f'{num_train} examples make {num_train // max(1, config.batch_size)} steps per epoch')
+        steps_per_epoch = data.steps_per_epoch(num_train, config.batch_size)
     if config.train_steps is not None:
         total = config.train_steps
     else:
         total = max(1, round(config.epochs * steps_per_epoch))
+    config = dataclasses.replace(config, input='memory' if source is None else 'stream',
+                                 input_shards=None if source is None else shards,
+                                 shuffle_buffer=_buffer(config, source, shards, worker, budget))
+    if digest is not None:
+        config = dataclasses.replace(config, train_data_sha256=digest)
     if schedule is None:
         schedule = _build_schedule(config, steps_per_epoch, total)
     elif isinstance(schedule, (int, float)) and not isinstance(schedule, bool):
@@ -100,11 +157,98 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
     else:
         schedule, identity = _user_schedule(schedule, total)
         config = dataclasses.replace(config, schedule=identity.pop('name'), schedule_params=identity)
+    owned = tuple(stream.owned_shards(shards, *worker))
     return Experiment(config=config, info=info, element_spec=spec, train_examples=train, num_train=num_train,
                       eval_examples=evaluation, steps_per_epoch=steps_per_epoch, total_steps=total,
                       schedule=schedule, transform=augment.transform(config.augment, config.cutout_size),
                       serving_outputs=None if model_given else models.serving_outputs, model_given=model_given,
-                      user_data=not builtin)
+                      user_data=not builtin, source=source, owned_shards=owned, memory_budget=budget,
+                      input_line=_input_line(asked, source, num_train, spec, budget, shards, owned))
+
+
+def _default_budget_mb():
+    """A quarter of the machine's memory."""
+    return max(1, os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 4 >> 20)
+
+
+def _streams(config, num_examples, example_bytes, budget):
+    """Whether --input (auto: the examples' size against the budget) streams these examples."""
+    if config.input != 'auto':
+        return config.input == 'stream'
+    return num_examples is None or example_bytes is None or num_examples * example_bytes > budget
+
+
+def _check_file_flags(config):
+    if config.train_split != 'train' or config.eval_split not in ('test', ''):
+        raise ConfigError(f'--train_split/--eval_split select tfds splits; for the files of --dataset='
+                          f'{config.dataset} use --validation_split=FRACTION or --eval_dataset=PATH')
+
+
+def _user_source(function, dataset, spec, size):
+    if function is not None:
+        def shard(index, count):
+            return function(tf.distribute.InputContext(num_input_pipelines=count, input_pipeline_id=index))
+
+        def sizes(count):
+            known = [int(shard(k, count).cardinality()) for k in range(count)]
+            return known if min(known) >= 0 else None
+        infinite = size == tf.data.INFINITE_CARDINALITY
+        return stream.Sequential(spec, shard, sizes, infinite, stream.example_bytes(spec),
+                                 'train_data (a function of the input context: each shard reads its own part)')
+
+    def shard(index, count):
+        return dataset if count == 1 else dataset.shard(count, index)
+    return stream.Sequential(
+        spec, shard, lambda count: [len(range(k, size, count)) for k in range(count)] if size >= 0 else None,
+        size == tf.data.INFINITE_CARDINALITY, stream.example_bytes(spec),
+        'train_data (a dataset: with several shards, each reads it whole and keeps its part)')
+
+
+def _stream_epoch(config, source, shards):
+    """(steps per epoch, examples or None) of a streamed source; an unknown size is counted (said) or given."""
+    local = config.batch_size // shards
+    if isinstance(source, stream.RandomAccess):
+        return data.steps_per_epoch(source.num_examples, config.batch_size), source.num_examples
+    if source.infinite:
+        if config.train_steps is None:
+            raise ConfigError('the training stream is infinite; give --train_steps (and --steps_per_epoch for how '
+                              'often to evaluate and checkpoint, default: once at the end)')
+        return config.steps_per_epoch or config.train_steps, None
+    if config.steps_per_epoch is not None:
+        return config.steps_per_epoch, None
+    sizes = source.sizes(shards)
+    if sizes is None:
+        began = time.perf_counter()
+        sizes = stream.count(source, shards)
+        logging.info('counted the examples of %s in one pass: %s (%.1f s); --steps_per_epoch skips this',
+                     source.describe, ' + '.join(map(str, sizes)), time.perf_counter() - began)
+    steps = min(sizes) // local
+    if steps == 0:
+        raise ConfigError(f'--batch_size={config.batch_size} over {shards} input shard(s) needs {local} examples '
+                          f'per shard per step; the smallest shard has {min(sizes)}')
+    return steps, sum(sizes)
+
+
+def _buffer(config, source, shards, worker, budget):
+    """The shuffle buffer a Sequential stream uses (checked to fit the budget), else 0 (recorded as such)."""
+    if not isinstance(source, stream.Sequential):
+        return 0
+    owned = shards // worker[1]
+    if source.example_bytes and config.shuffle_buffer * source.example_bytes * owned > budget:
+        raise ConfigError(f'--shuffle_buffer={config.shuffle_buffer} examples of {source.example_bytes} bytes '
+                          f'(x {owned} shards) take more than --memory_budget_mb={budget >> 20}; lower it')
+    return config.shuffle_buffer
+
+
+def _input_line(asked, source, num_train, spec, budget, shards, owned):
+    size = stream.example_bytes(spec)
+    held = f'{num_train * size / 2**20:.0f} MB' if num_train and size else 'a size not known'
+    if source is None:
+        return (f'input: in memory, {num_train} examples ({held}; budget {budget >> 20} MB, --input='
+                f'{asked}); each step\'s batch gathered by index')
+    why = f'{held}, over the {budget >> 20} MB budget' if asked == 'auto' else f'--input={asked}'
+    reads = f'; {shards} input shards, this worker reads {owned[0]}..{owned[-1]}' if shards > 1 else ''
+    return f'input: streamed from {source.describe} ({why}){reads}'
 
 
 def _from_tfds(config):

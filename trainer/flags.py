@@ -30,10 +30,30 @@ def define(flag_values=flags.FLAGS):
     def boolean(name, default, help_text):
         flags.DEFINE_boolean(name, default, help_text, flag_values=flag_values)
 
-    string('dataset', 'fashion_mnist', 'tensorflow-datasets name of an image-classification dataset.')
+    string('dataset', 'fashion_mnist', 'What to train on: a tensorflow-datasets image-classification name, a folder '
+           'of images with one subfolder per class, or an .npz file of arrays x (images) and y (labels), '
+           'FILE.npz:NAME,NAME to name them.')
     string('data_dir', None, 'tfds data directory (default: the tfds default, ~/tensorflow_datasets).')
-    string('train_split', 'train', "tfds split string to train on, e.g. 'train[:90%]'.")
-    string('eval_split', 'test', "tfds split string to evaluate on after each epoch ('' for none).")
+    string('train_split', 'train', "tfds split string to train on, e.g. 'train[:90%]' (tfds names only).")
+    string('eval_split', 'test', "tfds split string to evaluate on after each epoch ('' for none; tfds names only).")
+    string('eval_dataset', None, 'A folder or .npz to evaluate on after each epoch (with a folder or .npz '
+           '--dataset; default: none, or --validation_split).')
+    flags.DEFINE_float('validation_split', None, 'The fraction of a folder or .npz --dataset held out for '
+                       'evaluation (drawn with --seed).', flag_values=flag_values)
+    flags.DEFINE_list('image_size', None, 'HEIGHT,WIDTH (or SIDE) to resize an image folder\'s images to '
+                      '(default: their own size, which must then be the same for all).', flag_values=flag_values)
+    flags.DEFINE_enum('input', 'auto', config_lib.INPUTS, 'memory: hold every training example in host memory and '
+                      'gather each step\'s batch by index; stream: read them with a tf.data pipeline as the loop '
+                      'runs, in bounded memory; auto: memory when the training examples fit --memory_budget_mb.',
+                      flag_values=flag_values)
+    integer('memory_budget_mb', None, 'Host memory the training examples may take in memory (default: a quarter '
+            'of the machine\'s); it also bounds a stream\'s buffers.')
+    integer('input_shards', None, 'Input shards of a stream (default: the number of workers); each worker reads '
+            'its own; the data order depends on it, not on the number of workers.')
+    integer('shuffle_buffer', 10000, 'Examples in the shuffle buffer of a stream read in order (tfds files, '
+            'a Python dataset); folders and arrays are shuffled exactly by index. 0: none.')
+    integer('steps_per_epoch', None, 'Steps per epoch of a stream whose size is not known (default: one pass '
+            'counts it) or infinite (default: --train_steps).')
     flags.DEFINE_enum('model', 'cnn', models.names(), 'Model architecture.', flag_values=flag_values)
     flags.DEFINE_enum('optimizer', 'adam', optimizers.names(), 'Optimizer.', flag_values=flag_values)
     flags.DEFINE_float('momentum', 0.9, 'Momentum of sgd and rmsprop.', flag_values=flag_values)
@@ -99,10 +119,21 @@ def to_config(flag_values=flags.FLAGS):
         except ValueError:
             raise config_lib.ConfigError(f'--boundary_epochs={",".join(f.boundary_epochs)} must be a '
                                          'comma-separated list of numbers') from None
-    model_dir = f.model_dir or os.path.join('runs', f'{f.dataset}-{f.model}-{f.schedule}')
+    image_size = None
+    if f.image_size is not None:
+        try:
+            image_size = [int(v) for v in f.image_size]
+        except ValueError:
+            raise config_lib.ConfigError(f'--image_size={",".join(f.image_size)} must be HEIGHT,WIDTH or SIDE, '
+                                         'whole numbers >= 1') from None
+        image_size = image_size * 2 if len(image_size) == 1 else image_size
+    name = os.path.basename(os.path.normpath(f.dataset.split(':')[0])).removesuffix('.npz')
+    model_dir = f.model_dir or os.path.join('runs', f'{name}-{f.model}-{f.schedule}')
     return config_lib.Config(
         model_dir=model_dir, dataset=f.dataset, data_dir=f.data_dir, train_split=f.train_split,
-        eval_split=f.eval_split, model=f.model, optimizer=f.optimizer, momentum=f.momentum,
+        eval_split=f.eval_split, eval_dataset=f.eval_dataset, validation_split=f.validation_split,
+        image_size=image_size, input=f.input, memory_budget_mb=f.memory_budget_mb, input_shards=f.input_shards,
+        shuffle_buffer=f.shuffle_buffer, steps_per_epoch=f.steps_per_epoch, model=f.model, optimizer=f.optimizer, momentum=f.momentum,
         weight_decay=f.weight_decay, ema_momentum=f.ema_momentum, schedule=f.schedule, schedule_params=params,
         batch_size=f.batch_size, augment=tuple(f.augment), cutout_size=f.cutout_size,
         epochs=f.epochs, train_steps=f.train_steps, steps_per_loop=f.steps_per_loop,

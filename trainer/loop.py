@@ -95,8 +95,12 @@ class Loop:
         if share == self._batch:
             return batch
 
+        # A global batch (every worker gathers it) is cut by the global replica id; a worker's part of it (a
+        # stream reads its shards only) by the replica's place on this worker (replica ids are worker-major).
+        local = len(self._strategy.extended.worker_devices) if self._batches.per_worker else self._replicas
+
         def replica_share(context):
-            first = context.replica_id_in_sync_group * share  # global in a cluster
+            first = context.replica_id_in_sync_group % local * share
             return tf.nest.map_structure(lambda t: t[first:first + share], batch)
         with tf.device('/cpu:0'):
             return self._strategy.experimental_distribute_values_from_function(replica_share)

@@ -122,6 +122,7 @@ def search(experiment, model_fn, strategy, out, min_lr=1e-7, max_lr=10.0, num_st
     initial = [v.numpy() for v in built.model.variables]
     os.makedirs(out, exist_ok=True)
     writer = tf.summary.create_file_writer(os.path.join(out, 'train'))
+    built.batches.start(0)
     steps = loop.Loop(built.model, built.optimizer, strategy, built.step, writer, built.batches,
                       on_nonfinite='skip')
     rates, losses, stopped = [], [], f'all {num_steps} steps'

@@ -5,16 +5,22 @@ otherwise tfds's `download_and_prepare`. Split strings are tfds's own (`ReadInst
 unbatched as (image uint8 [H, W, C], label int64) in the dataset's fixed order.
 """
 import dataclasses
+import os
+import shutil
+import socket
+import urllib.parse
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from trainer import fashion_mnist
+from trainer import fashion_mnist, stream
 from trainer.data import DataError, one_line as _one_line
 
 _SPLIT_FLAGS = '--train_split/--eval_split'
 _SPLIT_FORMAT_URL = 'https://www.tensorflow.org/datasets/splits'
+# Seconds to wait for a download host before calling the network unreachable (tfds itself retries for minutes).
+_CONNECT_SECONDS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,15 +58,41 @@ def _source(dataset, data_dir):
         return builder, False
     if builder.name == 'fashion_mnist' and fashion_mnist.available():
         return builder, True
+    hint = (f'install it with: {fashion_mnist.INSTALL}' if builder.name == 'fashion_mnist'
+            else 'connect to the network or set --data_dir to where it is prepared')
+    where = f'--dataset={dataset} is not prepared in --data_dir ({builder.data_path})'
+    unreachable = _unreachable(builder)
+    if unreachable:
+        raise DataError(f'{where} and its download host {unreachable} cannot be reached; {hint}')
+    created = _new_folders(builder)
     try:
         builder.download_and_prepare()
     except Exception as e:  # offline, unwritable dir, missing tfds extras: all end here
-        hint = (f'install it with: {fashion_mnist.INSTALL}' if builder.name == 'fashion_mnist'
-                else 'connect to the network or set --data_dir to where it is prepared')
-        raise DataError(f'--dataset={dataset} is not prepared in --data_dir ({builder.data_path}) '
-                        f'and preparing it failed ({type(e).__name__}: {_one_line(e)}); {hint}'
-                        ) from None
+        for folder in created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise DataError(f'{where} and preparing it failed ({type(e).__name__}: {_one_line(e)}); {hint}') from None
     return builder, False
+
+
+def _unreachable(builder):
+    """The first download host of the dataset that does not answer within _CONNECT_SECONDS, or None."""
+    hosts = sorted({urllib.parse.urlsplit(url).hostname for url in (builder.url_infos or {})} - {None})
+    for host in hosts[:3] or ['storage.googleapis.com']:
+        try:
+            socket.create_connection((host, 443), timeout=_CONNECT_SECONDS).close()
+        except OSError:
+            return host
+    return None
+
+
+def _new_folders(builder):
+    """The outermost folders on the way to the dataset's, and tfds's downloads/, that do not exist yet."""
+    full = builder.info.full_name  # name[/config]/version
+    root = os.fspath(builder.data_path)[:-len(full) - 1]
+    chain = [root] + [os.path.join(root, *full.split('/')[:i]) for i in range(1, full.count('/') + 2)]
+    first_new = next((folder for folder in chain if not os.path.exists(folder)), None)
+    return [f for f in (first_new, os.path.join(root, 'downloads')) if f and not os.path.exists(f)
+            and not (first_new == root and f != root)]
 
 
 def _debian(call, *args):
@@ -116,14 +148,37 @@ def load(dataset: str, split: str, data_dir: str | None = None) -> tf.data.Datas
     """Finite, unbatched (image uint8 [H, W, C], label int64) in the dataset's fixed order."""
     builder, from_debian = _source(dataset, data_dir)
     if from_debian:
-        slices = _debian_slices(split)
-        arrays = {name: _debian(fashion_mnist.read, name) for name, _, _ in slices}
-        images, labels = (np.concatenate([arrays[name][k][part] for name, part, _ in slices])
-                          for k in (0, 1))
-        return tf.data.Dataset.from_tensor_slices((images, labels))
+        return tf.data.Dataset.from_tensor_slices(_debian_arrays(split))
     _tfds_split_size(builder, dataset, split)  # validates the split string
-    examples = builder.as_dataset(split=split, shuffle_files=False)
+    return _examples(builder.as_dataset(split=split, shuffle_files=False))
+
+
+def source(dataset: str, split: str, data_dir: str | None = None):
+    """The split as a trainer.stream source: Debian's Fashion-MNIST arrays by index, or a prepared dataset's
+    files, each input shard reading its own files (tfds's ReadConfig input_context)."""
+    builder, from_debian = _source(dataset, data_dir)
+    if from_debian:
+        images, labels = _debian_arrays(split)
+        return stream.arrays(images, labels, f'{dataset} {split} (Debian\'s files, {len(labels)} examples)')
+    size = _tfds_split_size(builder, dataset, split)
+
+    def shard(index, count):
+        context = tf.distribute.InputContext(num_input_pipelines=count, input_pipeline_id=index)
+        return _examples(builder.as_dataset(split=split, shuffle_files=False,
+                                            read_config=tfds.ReadConfig(input_context=context)))
+    spec = shard(0, 1).element_spec
+    return stream.Sequential(spec, shard, lambda count: [size] if count == 1 else None, False,
+                             stream.example_bytes(spec), f'tfds {dataset} {split} ({size} examples)')
+
+
+def _examples(examples):
     return examples.map(lambda ex: (ex['image'], ex['label']), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _debian_arrays(split):
+    slices = _debian_slices(split)
+    arrays = {name: _debian(fashion_mnist.read, name) for name, _, _ in slices}
+    return tuple(np.concatenate([arrays[name][k][part] for name, part, _ in slices]) for k in (0, 1))
 
 
 def info_of(examples, num_classes=None):
