@@ -23,7 +23,7 @@ EPOCH_PARAMETERS = {
 DEFAULT_EPOCHS = 15
 
 # Settings that may change between a run and its resumption: they do not change what is computed.
-RESUMABLE_CHANGES = ('model_dir', 'data_dir', 'memory_budget_mb', 'steps_per_loop', 'checkpoint_steps', 'keep_checkpoints',
+RESUMABLE_CHANGES = ('model_dir', 'data_dir', 'input', 'memory_budget_mb', 'steps_per_loop', 'checkpoint_steps', 'keep_checkpoints',
                      'jit_compile', 'strategy', 'num_gpus', 'cpu_devices',
                      'on_nonfinite')  # a run stopped at a non-finite step may go on with skip
 
@@ -55,9 +55,12 @@ class Config:
     eval_dataset: str | None = None  # a second folder or .npz to evaluate on (file datasets)
     validation_split: float | None = None  # the fraction of a file dataset held out for evaluation
     image_size: tuple[int, int] | None = None  # an image folder's images resized to (height, width)
-    input: str = 'auto'  # INPUTS; config.json records what auto resolved to
+    input: str = 'auto'  # INPUTS
     memory_budget_mb: int | None = None  # None: a quarter of the machine's memory
-    input_shards: int | None = None  # None: the number of workers (recorded as resolved)
+    # What the data order depends on, recorded by trainer.experiment: 'index' (by (seed, step), in memory or
+    # streamed by index) or 'sequential' (a stream read in order), and the input shards where they matter.
+    input_order: str = 'index'
+    input_shards: int | None = None  # None: the number of workers
     shuffle_buffer: int = 10000  # a Sequential stream's (trainer.stream)
     steps_per_epoch: int | None = None  # a stream whose size is not known, or infinite
     model: str = 'cnn'
@@ -65,7 +68,8 @@ class Config:
     optimizer_params: tuple[tuple[str, object], ...] = ()  # an optimizer instance's config (Python API)
     loss: object = None  # the user's loss and metrics, described (Python API); None: the built-in task's
     metrics: object = None
-    train_data_sha256: str | None = None  # the user's examples (Python API); None: a tfds split
+    train_data_sha256: str | None = None  # the user's examples (Python API) or files; None: a tfds split
+    class_names: tuple[str, ...] | None = None  # an image folder's classes
     found_initial_lr: float | None = None  # what the range test found for --initial_lr=auto
     momentum: float = 0.9
     weight_decay: float | None = None

@@ -81,7 +81,7 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
     if not model_given and config.model not in models.names():
         raise ConfigError(f'--model={config.model!r} is not one of: {", ".join(models.names())}')
     budget = (config.memory_budget_mb or _default_budget_mb()) << 20
-    asked = config.input
+    asked, why = config.input, 'a function of the input context is always streamed'
     builtin = train_data is None
     source = digest = None
     if builtin and file_data.is_file_dataset(config.dataset):
@@ -93,7 +93,8 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
         spec, num_train = source.element_spec, source.num_examples
         evaluation = eval_data if eval_data is not None else eval_source and eval_source.examples()
         train = source.examples()
-        if not _streams(config, num_train, source.example_bytes, budget):
+        why = _streams(config, num_train, source.example_bytes, budget)
+        if not why:
             source = None
     elif builtin:
         if config.eval_dataset or config.validation_split or config.image_size:
@@ -102,16 +103,21 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
         info, train, num_train = _from_tfds(config)
         evaluation = eval_data if eval_data is not None else _tfds_eval(config)
         spec = train.element_spec
-        if _streams(config, num_train, stream.example_bytes(spec), budget):
+        why = _streams(config, num_train, stream.example_bytes(spec), budget)
+        if why:
             source = tfds_data.source(config.dataset, config.train_split, config.data_dir)
     else:
         function = train_data if callable(train_data) and not isinstance(train_data, tf.data.Dataset) else None
         given = function(tf.distribute.InputContext()) if function else train_data
+        if function and config.input == 'memory':
+            function = None  # its one dataset, held in memory
         streaming = function is not None or config.input != 'memory'
         spec = data.check_examples(given, 'train_data', streaming=streaming)
         size = int(given.cardinality())
         num_train = size if size >= 0 else None
-        if function or _streams(config, num_train, stream.example_bytes(spec), budget):
+        if not function:
+            why = _streams(config, num_train, stream.example_bytes(spec), budget)
+        if why:
             source = _user_source(function, given, spec, size)
         train, info = given, spec
         if not model_given:
@@ -143,11 +149,15 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
         total = config.train_steps
     else:
         total = max(1, round(config.epochs * steps_per_epoch))
-    config = dataclasses.replace(config, input='memory' if source is None else 'stream',
-                                 input_shards=None if source is None else shards,
-                                 shuffle_buffer=_buffer(config, source, shards, worker, budget))
+    _check_buffer(config, source, shards, worker, budget)
+    sequential = isinstance(source, stream.Sequential)
+    # The shards change the order of a sequential stream, and an augmentation's draws (keyed per shard).
+    config = dataclasses.replace(config, input_order='sequential' if sequential else 'index',
+                                 input_shards=shards if sequential or (source and config.augment) else None)
     if digest is not None:
         config = dataclasses.replace(config, train_data_sha256=digest)
+        if info.class_names != tuple(map(str, range(info.num_classes))):
+            config = dataclasses.replace(config, class_names=info.class_names)
     if schedule is None:
         schedule = _build_schedule(config, steps_per_epoch, total)
     elif isinstance(schedule, (int, float)) and not isinstance(schedule, bool):
@@ -161,9 +171,10 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
     return Experiment(config=config, info=info, element_spec=spec, train_examples=train, num_train=num_train,
                       eval_examples=evaluation, steps_per_epoch=steps_per_epoch, total_steps=total,
                       schedule=schedule, transform=augment.transform(config.augment, config.cutout_size),
-                      serving_outputs=None if model_given else models.serving_outputs, model_given=model_given,
+                      serving_outputs=None if model_given else models.serving_outputs(info.class_names),
+                      model_given=model_given,
                       user_data=not builtin, source=source, owned_shards=owned, memory_budget=budget,
-                      input_line=_input_line(asked, source, num_train, spec, budget, shards, owned))
+                      input_line=_input_line(asked, why, source, num_train, spec, budget, shards, owned))
 
 
 def _default_budget_mb():
@@ -172,10 +183,14 @@ def _default_budget_mb():
 
 
 def _streams(config, num_examples, example_bytes, budget):
-    """Whether --input (auto: the examples' size against the budget) streams these examples."""
+    """Why these examples are streamed ('' if they are held in memory): --input, or auto and their size
+    against the budget."""
     if config.input != 'auto':
-        return config.input == 'stream'
-    return num_examples is None or example_bytes is None or num_examples * example_bytes > budget
+        return '--input=stream' if config.input == 'stream' else ''
+    if num_examples is None or example_bytes is None:
+        return 'their size is not known before they are read'
+    held = num_examples * example_bytes
+    return f'{held / 2**20:.0f} MB, over the {budget >> 20} MB memory budget' if held > budget else ''
 
 
 def _check_file_flags(config):
@@ -229,41 +244,22 @@ def _stream_epoch(config, source, shards):
     return steps, sum(sizes)
 
 
-def _buffer(config, source, shards, worker, budget):
-    """The shuffle buffer a Sequential stream uses (checked to fit the budget), else 0 (recorded as such)."""
-    if not isinstance(source, stream.Sequential):
-        return 0
+def _check_buffer(config, source, shards, worker, budget):
+    """A sequential stream's shuffle buffers (one per shard a worker reads) must fit the memory budget."""
     owned = shards // worker[1]
-    if source.example_bytes and config.shuffle_buffer * source.example_bytes * owned > budget:
+    if (isinstance(source, stream.Sequential) and source.example_bytes
+            and config.shuffle_buffer * source.example_bytes * owned > budget):
         raise ConfigError(f'--shuffle_buffer={config.shuffle_buffer} examples of {source.example_bytes} bytes '
-                          f'(x {owned} shards) take more than --memory_budget_mb={budget >> 20}; lower it')
-    return config.shuffle_buffer
+                          f'(x {owned} shard(s)) take more than --memory_budget_mb={budget >> 20}; lower it')
 
 
-def _input_line(asked, source, num_train, spec, budget, shards, owned):
-    size = stream.example_bytes(spec)
-    held = f'{num_train * size / 2**20:.0f} MB' if num_train and size else 'a size not known'
+def _input_line(asked, why, source, num_train, spec, budget, shards, owned):
     if source is None:
-        return (f'input: in memory, {num_train} examples ({held}; budget {budget >> 20} MB, --input='
-                f'{asked}); each step\'s batch gathered by index')
-    why = f'{held}, over the {budget >> 20} MB budget' if asked == 'auto' else f'--input={asked}'
+        size = stream.example_bytes(spec)
+        return (f'input: in memory, {num_train} examples ({num_train * size / 2**20:.1f} MB, memory budget '
+                f'{budget >> 20} MB, --input={asked}); each step\'s batch gathered by index')
     reads = f'; {shards} input shards, this worker reads {owned[0]}..{owned[-1]}' if shards > 1 else ''
     return f'input: streamed from {source.describe} ({why}){reads}'
-
-
-def _from_tfds(config):
-    info = tfds_data.info(config.dataset, config.data_dir)
-    num_train = tfds_data.num_examples(config.dataset, config.train_split, config.data_dir)
-    if num_train == 0:
-        raise ConfigError(f'--train_split={config.train_split!r} selects no examples of {config.dataset}')
-    return info, tfds_data.load(config.dataset, config.train_split, config.data_dir), num_train
-
-
-def _tfds_eval(config):
-    if not config.eval_split:
-        return None
-    tfds_data.num_examples(config.dataset, config.eval_split, config.data_dir)  # checks the split
-    return tfds_data.load(config.dataset, config.eval_split, config.data_dir)
 
 
 @keras.saving.register_keras_serializable('stepwise')

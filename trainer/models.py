@@ -59,6 +59,11 @@ def build(name, info):
     return compile_classifier(_MODELS[name](info))
 
 
-def serving_outputs(logits):
-    """What the built-in task's export returns: class probabilities."""
-    return {'probabilities': tf.nn.softmax(tf.cast(logits, tf.float32))}
+def serving_outputs(class_names):
+    """What the built-in task's export returns: class probabilities and the most probable class's name."""
+    names = tf.constant(list(class_names))
+
+    def outputs(logits):
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+        return {'probabilities': probabilities, 'class_name': tf.gather(names, tf.argmax(probabilities, axis=1))}
+    return outputs

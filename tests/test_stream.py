@@ -1,0 +1,156 @@
+"""Issue 15: the streamed input path (trainer.stream), its choice by the memory budget, and exact resumes."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainer import config as config_lib
+from trainer import data, experiment, stream
+
+
+def arrays(count=100, width=3):
+    x = np.arange(count * width, dtype=np.float32).reshape(count, width)
+    return x, np.arange(count, dtype=np.int64)
+
+
+def labels_of(batches, start, count):
+    return [b[1].numpy() for _, b in batches.dataset(start).take(count)]
+
+
+@pytest.mark.parametrize('per_example', [False, True])
+def test_streamed_by_index_equals_the_in_memory_batches_for_any_shards(per_example):
+    x, y = arrays()
+    memory = data.TrainBatches(tf.data.Dataset.from_tensor_slices((x, y)), 100, 8, seed=5)
+    source = stream.arrays(x, y, 'arrays')
+    if per_example:
+        source = stream.RandomAccess(100, source.element_spec, lambda i: (tf.gather(x, i), tf.gather(y, i)), 20,
+                                     'arrays', per_example=True)
+    for shards in (1, 2, 4):
+        for owned in ([*range(shards)], [shards - 1]):
+            streamed = stream.StreamBatches(source, 8, 5, memory.steps_per_epoch, shards=shards, owned=owned)
+            for step, (read_step, batch) in zip(range(7, 40), streamed.dataset(7)):
+                assert int(read_step) == step
+                local = 8 // shards
+                expected = np.concatenate([memory(tf.constant(step))[1].numpy()[k * local:(k + 1) * local]
+                                           for k in owned])
+                np.testing.assert_array_equal(batch[1].numpy(), expected)
+                np.testing.assert_array_equal(batch[0].numpy(), x[expected])
+
+
+def sequential(x, y, shards_read=None):
+    examples = tf.data.Dataset.from_tensor_slices((x, y))
+
+    def shard(index, count):
+        if shards_read is not None:
+            shards_read.append(index)
+        return examples.shard(count, index)
+    return stream.Sequential(examples.element_spec, shard, lambda count: None, False, 20, 'test')
+
+
+def test_sequential_stream_resumed_at_any_step_reads_what_an_unbroken_one_reads():
+    x, y = arrays()
+    batches = stream.StreamBatches(sequential(x, y), 8, 5, steps_per_epoch=6, shards=2, shuffle_buffer=20)
+    whole = labels_of(batches, 0, 30)
+    for start in (1, 5, 6, 13, 29):
+        np.testing.assert_array_equal(np.stack(labels_of(batches, start, 30 - start)), np.stack(whole[start:]))
+        assert batches.skipped_examples(start) == start % 6 * 8
+    for epoch in range(5):
+        seen = np.concatenate(whole[epoch * 6:(epoch + 1) * 6])
+        # Shard k holds the examples k, k + 2, ...; each step takes 4 of each shard, through a seeded buffer.
+        assert len(set(seen)) == 48 and all(sum(v % 2 == k for v in b) == 4 for b in whole for k in (0, 1))
+    assert not np.array_equal(np.concatenate(whole[:6]), np.concatenate(whole[6:12]))  # a new order per epoch
+    other_seed = stream.StreamBatches(sequential(x, y), 8, 6, steps_per_epoch=6, shards=2, shuffle_buffer=20)
+    assert not np.array_equal(np.stack(labels_of(other_seed, 0, 6)), np.stack(whole[:6]))
+
+
+def test_a_worker_reads_only_the_shards_it_owns():
+    x, y = arrays()
+    read = []
+    batches = stream.StreamBatches(sequential(x, y, read), 8, 5, steps_per_epoch=6, shards=4, owned=[2, 3])
+    got = labels_of(batches, 0, 3)
+    assert sorted(set(read)) == [2, 3]
+    assert all(sorted(v % 4 for v in b) == [2, 2, 3, 3] for b in got)
+    assert list(stream.owned_shards(4, 1, 2)) == [2, 3] and list(stream.owned_shards(4, 0, 4)) == [0]
+
+
+def test_a_shard_shorter_than_its_epoch_stops_instead_of_shifting_batches():
+    x, y = arrays()
+    batches = stream.StreamBatches(sequential(x, y), 8, 5, steps_per_epoch=13, shards=2)
+    with pytest.raises(tf.errors.FailedPreconditionError, match='expected to contain 52 elements'):
+        labels_of(batches, 0, 20)
+
+
+def test_infinite_stream_is_read_once_from_its_start():
+    x, y = arrays()
+    examples = tf.data.Dataset.from_tensor_slices((x, y)).repeat()
+    source = stream.Sequential(examples.element_spec, lambda k, n: examples.shard(n, k), lambda n: None, True, 20,
+                               'repeat')
+    batches = stream.StreamBatches(source, 10, 0, steps_per_epoch=4, shards=1)
+    whole = np.stack(labels_of(batches, 0, 25))
+    np.testing.assert_array_equal(whole.ravel(), np.arange(250) % 100)
+    np.testing.assert_array_equal(np.stack(labels_of(batches, 17, 8)), whole[17:])
+
+
+def test_the_loop_reads_the_batch_of_its_step_or_fails():
+    x, y = arrays()
+    batches = stream.StreamBatches(stream.arrays(x, y, 'arrays'), 8, 5, 12)
+    batches.start(3)
+    read = tf.function(lambda step: batches(step))
+    expected = data.TrainBatches(tf.data.Dataset.from_tensor_slices((x, y)), 100, 8, seed=5)(tf.constant(3))
+    np.testing.assert_array_equal(read(tf.constant(3, tf.int64))[1].numpy(), expected[1].numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError, match='not at the loop'):
+        read(tf.constant(9, tf.int64))
+
+
+# --- the choice of path, and the settings of a stream ---------------------------------------------------
+
+def prepared(dataset, **settings):
+    config = config_lib.Config(model_dir='/nonexistent', **settings)
+    return experiment.prepare(config, train_data=dataset, model_given=True)
+
+
+def test_examples_that_fit_the_budget_are_held_in_memory_and_the_others_streamed():
+    x = np.zeros((4096, 64), np.float32)  # 1 MB
+    examples = tf.data.Dataset.from_tensor_slices((x, np.zeros(4096, np.int64)))
+    held = prepared(examples, memory_budget_mb=2)
+    assert held.source is None and held.config.input_order == 'index'
+    assert held.input_line.startswith('input: in memory, 4096 examples (1.0 MB, memory budget 2 MB')
+    streamed = prepared(examples, memory_budget_mb=1, shuffle_buffer=100)
+    assert isinstance(streamed.source, stream.Sequential) and streamed.config.input_order == 'sequential'
+    assert streamed.steps_per_epoch == 128 and streamed.config.input_shards == 1
+    assert streamed.input_line.endswith('(1 MB, over the 1 MB memory budget)')
+    forced = prepared(examples, input='memory', memory_budget_mb=1)
+    assert forced.source is None
+
+
+def test_stream_sizes_come_from_the_data_a_count_or_a_setting(caplog):
+    x = np.zeros((100, 2), np.float32)
+    known = tf.data.Dataset.from_tensor_slices((x, np.zeros(100, np.int64)))
+    unknown = known.filter(lambda a, b: True)
+    assert prepared(known, input='stream', batch_size=8).steps_per_epoch == 12
+    with caplog.at_level('INFO'):
+        assert prepared(unknown, input='stream', batch_size=8).steps_per_epoch == 12  # counted
+    assert 'counted the examples' in caplog.text
+    assert prepared(unknown, input='stream', batch_size=8, steps_per_epoch=5).steps_per_epoch == 5
+    with pytest.raises(config_lib.ConfigError, match='infinite; give --train_steps'):
+        prepared(known.repeat(), input='stream')
+    endless = prepared(known.repeat(), input='stream', train_steps=30, steps_per_epoch=10)
+    assert endless.source.infinite and (endless.steps_per_epoch, endless.total_steps) == (10, 30)
+    with pytest.raises(config_lib.ConfigError, match='--steps_per_epoch applies to a stream'):
+        prepared(known, steps_per_epoch=5)
+    with pytest.raises(data.DataError, match='is infinite'):
+        prepared(known.repeat(), input='memory')
+
+
+def test_bad_stream_settings_are_one_line_each():
+    x = np.zeros((64, 1000), np.float32)  # 4000-byte examples
+    examples = tf.data.Dataset.from_tensor_slices((x, np.zeros(64, np.int64)))
+    cases = [({'input': 'disk'}, "--input='disk' is not one of: auto, memory, stream"),
+             ({'shuffle_buffer': -1}, '--shuffle_buffer=-1 must be a whole number >= 0'),
+             ({'input_shards': 0}, '--input_shards=0 must be a whole number >= 1'),
+             ({'input': 'stream', 'input_shards': 3, 'batch_size': 32}, 'does not split evenly over 3 input shards'),
+             ({'input': 'stream', 'memory_budget_mb': 1, 'shuffle_buffer': 1000},
+              '--shuffle_buffer=1000 examples of 4008 bytes')]
+    for settings, message in cases:
+        with pytest.raises(config_lib.ConfigError) as excinfo:
+            prepared(examples, **settings)
+        assert message in str(excinfo.value) and '\n' not in str(excinfo.value)
