@@ -161,8 +161,9 @@ class Config:
         """Plain JSON-able settings (schedule parameters inlined as `schedule.<name>`)."""
         values = dataclasses.asdict(self)
         values['augment'] = list(self.augment)
-        if self.image_size is not None:
-            values['image_size'] = list(self.image_size)
+        for name in ('image_size', 'class_names'):
+            if values[name] is not None:
+                values[name] = list(values[name])
         params = values.pop('schedule_params')
         values.update({f'schedule.{k}': list(v) if isinstance(v, tuple) else v for k, v in params})
         values.update({f'optimizer.{k}': v for k, v in values.pop('optimizer_params')})

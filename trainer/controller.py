@@ -91,7 +91,7 @@ def build(experiment, model_fn, strategy, loss=None, metrics=None, optimizer_ins
     keras.utils.set_random_seed(config.seed)
     if experiment.source is not None:
         batches = stream.StreamBatches(experiment.source, config.batch_size, config.seed, experiment.steps_per_epoch,
-                                       config.input_shards, experiment.owned_shards, config.shuffle_buffer,
+                                       experiment.shards, experiment.owned_shards, config.shuffle_buffer,
                                        experiment.transform, ram_budget=experiment.memory_budget)
     else:
         try:

@@ -51,7 +51,8 @@ class Experiment:
     user_data: bool = False
     source: object = None  # a trainer.stream source when the examples are streamed, else None (in memory)
     input_line: str = ''  # the log's line on where the examples are read from, and why
-    owned_shards: tuple = (0,)
+    shards: int = 1  # input shards of a stream
+    owned_shards: tuple = (0,)  # those this worker reads
     memory_budget: int = 0  # bytes
 
     def hparams(self):
@@ -173,7 +174,7 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
                       schedule=schedule, transform=augment.transform(config.augment, config.cutout_size),
                       serving_outputs=None if model_given else models.serving_outputs(info.class_names),
                       model_given=model_given,
-                      user_data=not builtin, source=source, owned_shards=owned, memory_budget=budget,
+                      user_data=not builtin, source=source, shards=shards, owned_shards=owned, memory_budget=budget,
                       input_line=_input_line(asked, why, source, num_train, spec, budget, shards, owned))
 
 
@@ -260,6 +261,21 @@ def _input_line(asked, why, source, num_train, spec, budget, shards, owned):
                 f'{budget >> 20} MB, --input={asked}); each step\'s batch gathered by index')
     reads = f'; {shards} input shards, this worker reads {owned[0]}..{owned[-1]}' if shards > 1 else ''
     return f'input: streamed from {source.describe} ({why}){reads}'
+
+
+def _from_tfds(config):
+    info = tfds_data.info(config.dataset, config.data_dir)
+    num_train = tfds_data.num_examples(config.dataset, config.train_split, config.data_dir)
+    if num_train == 0:
+        raise ConfigError(f'--train_split={config.train_split!r} selects no examples of {config.dataset}')
+    return info, tfds_data.load(config.dataset, config.train_split, config.data_dir), num_train
+
+
+def _tfds_eval(config):
+    if not config.eval_split:
+        return None
+    tfds_data.num_examples(config.dataset, config.eval_split, config.data_dir)  # checks the split
+    return tfds_data.load(config.dataset, config.eval_split, config.data_dir)
 
 
 @keras.saving.register_keras_serializable('stepwise')
