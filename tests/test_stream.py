@@ -1,8 +1,20 @@
 """Issue 15: the streamed input path (trainer.stream), its choice by the memory budget, and exact resumes."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import stream_scenario
+from test_distribute_support import WORKER_TIMEOUT, finish, free_ports, relative_differences
+from test_faults import assert_same_weights, freeze_at, latest_step
+from test_trainer_support import REPO, checkpoint_values
 from trainer import config as config_lib
 from trainer import data, experiment, stream
 
@@ -154,3 +166,99 @@ def test_bad_stream_settings_are_one_line_each():
         with pytest.raises(config_lib.ConfigError) as excinfo:
             prepared(examples, **settings)
         assert message in str(excinfo.value) and '\n' not in str(excinfo.value)
+
+
+# --- TFRecord files streamed by the Python API (tests/stream_scenario.py, a process per run) --------------
+
+SCENARIO = os.path.join(REPO, 'tests', 'stream_scenario.py')
+FEATURES = 4096  # 16 KB examples
+
+
+def scenario(model_dir, data_dir, *settings, strategy='auto', cpu_devices=None, wait=True, env=None):
+    command = [sys.executable, SCENARIO, str(model_dir), str(data_dir), f'--strategy={strategy}',
+               *([f'--cpu_devices={cpu_devices}'] if cpu_devices else []),
+               *(f'--setting={name}={json.dumps(value)}' for name, value in settings)]
+    process = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', **(env or {})),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if not wait:
+        return process
+    out, err = process.communicate(timeout=WORKER_TIMEOUT)
+    assert process.returncode == 0 and 'done' in out, err[-3000:]
+    return out
+
+
+def peak_rss_mb(out):
+    return int(re.search(r'peak_rss_kb (\d+)', out).group(1)) / 1024
+
+
+@pytest.fixture(scope='module')
+def records(tmp_path_factory):
+    base = tmp_path_factory.mktemp('records')
+    stream_scenario.write(str(base / 'small'), files=4, per_file=64, features=FEATURES)      # 4 MB
+    stream_scenario.write(str(base / 'large'), files=8, per_file=640, features=FEATURES)     # 80 MB
+    return base
+
+
+RESUME = [('batch_size', 16), ('epochs', 2), ('shuffle_buffer', 64), ('steps_per_loop', 1), ('checkpoint_steps', 5),
+          ('deterministic', True), ('seed', 3)]
+
+
+def test_a_set_four_times_the_budget_trains_in_bounded_memory(records, tmp_path):
+    budget = 16
+    common = [('memory_budget_mb', budget), ('batch_size', 32), ('epochs', 1), ('shuffle_buffer', 256)]
+    baseline = peak_rss_mb(scenario(tmp_path / 'small', records / 'small', *common, ('input', 'stream')))
+    out = scenario(tmp_path / 'large', records / 'large', *common)  # auto: 80 MB is over the budget
+    assert 'input: streamed from train_data' in out and 'trained steps 0..160' in out
+    large = peak_rss_mb(out)
+    assert large < baseline + budget, (baseline, large)
+    # The measure sees the examples: held in memory, the same set takes its 80 MB more.
+    held = peak_rss_mb(scenario(tmp_path / 'held', records / 'large', *common, ('input', 'memory')))
+    assert held > baseline + 64, (baseline, held)
+
+
+def killed_and_resumed(model_dir, data_dir, **strategy):
+    process = scenario(model_dir, data_dir, *RESUME, wait=False, **strategy)
+    freeze_at(process, lambda: latest_step(model_dir) % 16 > 0, 'a checkpoint within an epoch')  # 16 steps/epoch
+    step = latest_step(model_dir)
+    process.send_signal(signal.SIGKILL)
+    process.send_signal(signal.SIGCONT)
+    process.communicate(timeout=WORKER_TIMEOUT)
+    out = scenario(model_dir, data_dir, *RESUME, **strategy)
+    assert f'resuming {model_dir} at step {step}/32' in out
+    assert f'its first {step % 16 * 16} examples are read again and dropped' in out
+    return out
+
+
+@pytest.mark.parametrize('strategy', [{}, {'strategy': 'mirrored', 'cpu_devices': 2}], ids=['one_device', 'mirrored'])
+def test_stream_killed_9_resumes_exactly(records, tmp_path, strategy):
+    scenario(tmp_path / 'whole', records / 'small', *RESUME, **strategy)
+    killed_and_resumed(tmp_path / 'killed', records / 'small', **strategy)
+    assert_same_weights(tmp_path / 'killed', tmp_path / 'whole')
+    if strategy:
+        scenario(tmp_path / 'one', records / 'small', *RESUME)
+        differences = relative_differences(checkpoint_values(tmp_path / 'one'), checkpoint_values(tmp_path / 'whole'))
+        assert max(differences.values()) < 1e-5, differences
+
+
+def test_two_workers_each_holding_only_its_shard_train_as_one_worker(records, tmp_path):
+    """Worker w has only the files i % 2 == w: a read of any other file would fail the run."""
+    for worker in (0, 1):
+        folder = tmp_path / f'data{worker}'
+        folder.mkdir()
+        shutil.copy(records / 'small' / 'manifest.json', folder)
+        for index in range(worker, 4, 2):
+            shutil.copy(records / 'small' / f'part-{index}.tfrecord', folder)
+    settings = [s for s in RESUME if s[0] != 'checkpoint_steps']
+    one = scenario(tmp_path / 'one', records / 'small', *settings, ('input_shards', 2))
+    assert 'this worker reads 0..1' in one
+    addresses = [f'127.0.0.1:{port}' for port in free_ports(2)]
+    workers = []
+    for index in (0, 1):
+        tf_config = {'cluster': {'worker': addresses}, 'task': {'type': 'worker', 'index': index}}
+        workers.append(scenario(tmp_path / 'cluster', tmp_path / f'data{index}', *settings, strategy='multi_worker',
+                                wait=False, env={'TF_CONFIG': json.dumps(tf_config), 'TMPDIR': str(tmp_path)}))
+    for index, (status, out, err) in enumerate(finish(workers)):
+        assert status == 0 and 'done' in out, err[-3000:]
+        assert f'2 input shards, this worker reads {index}..{index}' in out
+    differences = relative_differences(checkpoint_values(tmp_path / 'one'), checkpoint_values(tmp_path / 'cluster'))
+    assert max(differences.values()) < 1e-5, differences

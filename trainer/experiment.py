@@ -109,9 +109,14 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
             source = tfds_data.source(config.dataset, config.train_split, config.data_dir)
     else:
         function = train_data if callable(train_data) and not isinstance(train_data, tf.data.Dataset) else None
-        given = function(tf.distribute.InputContext()) if function else train_data
+        given = train_data
         if function and config.input == 'memory':
-            function = None  # its one dataset, held in memory
+            function, given = None, function(tf.distribute.InputContext())  # its one dataset, held in memory
+        elif function:
+            # The first shard this worker reads: a worker may hold the files of its own shards only.
+            shards = config.input_shards or worker[1]
+            first = worker[0] * max(1, shards // worker[1])
+            given = function(tf.distribute.InputContext(num_input_pipelines=shards, input_pipeline_id=first))
         streaming = function is not None or config.input != 'memory'
         spec = data.check_examples(given, 'train_data', streaming=streaming)
         size = int(given.cardinality())

@@ -178,7 +178,8 @@ class StreamBatches:
     def _sequential(self, shard, start_step):
         examples = self.source.shard(shard, self.shards)
         if self.source.infinite:
-            return self._shuffled(examples, 0, shard).skip(start_step * self._local)
+            return tf.data.Dataset.range(1).flat_map(
+                lambda epoch: self._shuffled(examples, epoch, shard).skip(start_step * self._local))
         per_epoch = self.steps_per_epoch * self._local
         first_epoch = start_step // self.steps_per_epoch
         skip = (start_step % self.steps_per_epoch) * self._local
@@ -191,9 +192,12 @@ class StreamBatches:
         return tf.data.Dataset.counter(first_epoch).flat_map(epoch_examples)
 
     def _shuffled(self, examples, epoch, shard):
+        """The examples through a buffer seeded by a hash of (seed, epoch, shard), in a dataset function."""
         if not self._shuffle_buffer:
             return examples
-        # A hash of (seed, epoch, shard): the buffer's order is a function of them alone.
         key = tf.stack([tf.constant(self._seed, tf.int64), tf.cast(epoch, tf.int64) * self.shards + shard])
         seed = tf.random.stateless_uniform([], seed=key, minval=1, maxval=2**31 - 1, dtype=tf.int64)
+        # Dataset.shuffle pairs its seed with the graph's (the global seed, set by --seed): fixed here, the order
+        # depends on the hash alone (and a global seed of 0 would make tf compare the seed tensor in Python).
+        tf.compat.v1.get_default_graph().seed = 1
         return examples.shuffle(self._shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
