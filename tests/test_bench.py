@@ -10,7 +10,7 @@ def test_throughput_bench_writes_every_contender(tmp_path):
                              "--batch_size=8", f"--out={tmp_path}"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "throughput.json").read_text())
-    contenders = {"bare", "loop", "fit", "fit_fast", "eager"}
+    contenders = {"bare", "loop", "loop_stream", "fit", "fit_fast", "eager"}
     assert set(report["examples_per_sec"]) == contenders
     assert all(rate > 0 for rate in report["examples_per_sec"].values())
     assert set(report["ratios"]) == {f"loop/{name}" for name in contenders - {"loop"}}
@@ -24,6 +24,7 @@ def test_throughput_bench_writes_every_contender(tmp_path):
     assert 0 < report["schedule_share_of_loop_step"] < 1 and report["batch_size"] == 8
     table = (tmp_path / "throughput.md").read_text()
     assert all(f"| {name} |" in table for name in contenders)
+    assert f'loop_stream at {1 / report["paired_ratios"]["loop/loop_stream"]:.3f} x the loop' in table
 
 
 def test_paired_ratios_are_medians_of_ratios_within_rounds():

@@ -444,3 +444,30 @@ def test_augment_checks_what_it_transforms():
     with pytest.raises(ValueError, match=r'^--augment=flip transforms images \[H, W, C\]; the features are'):
         augment_lib.check(('flip',), 8, {'ids': tf.TensorSpec([5], tf.int32)})
     assert augment_lib.transform((), 8) is None
+
+
+# --- the same splits as stream sources (trainer.stream) ---------------------------------------
+
+def test_a_prepared_tfds_split_streams_its_files_in_order(tmp_path):
+    from trainer import stream
+    with _mock_prepared('mnist', tmp_path, {'train': 60, 'test': 20}):
+        source = tfds_data.source('mnist', 'train', str(tmp_path))
+        assert isinstance(source, stream.Sequential) and not source.infinite
+        assert source.sizes(1) == [60] and source.sizes(2) is None  # a shard's size: counted when needed
+        loaded = list(tfds_data.load('mnist', 'train', str(tmp_path)).as_numpy_iterator())
+        streamed = list(source.shard(0, 1).as_numpy_iterator())
+    assert len(streamed) == len(loaded) > 0
+    for (image, label), (expected_image, expected_label) in zip(streamed, loaded):
+        np.testing.assert_array_equal(image, expected_image)
+        assert label == expected_label
+
+
+def test_debian_fashion_mnist_streams_by_index(tmp_path, debian_files):
+    from trainer import stream
+    source = tfds_data.source('fashion_mnist', 'test[:64]', str(tmp_path))
+    assert isinstance(source, stream.RandomAccess) and source.num_examples == 64
+    images, labels = fashion_mnist.read('test')
+    read = source.read(tf.constant([63, 0, 7], tf.int64))
+    np.testing.assert_array_equal(read[0].numpy(), images[[63, 0, 7]])
+    np.testing.assert_array_equal(read[1].numpy(), labels[[63, 0, 7]])
+    assert source.example_bytes == 28 * 28 + 8

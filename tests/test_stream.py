@@ -199,8 +199,9 @@ def records(tmp_path_factory):
     return base
 
 
-RESUME = [('batch_size', 16), ('epochs', 2), ('shuffle_buffer', 64), ('steps_per_loop', 1), ('checkpoint_steps', 5),
-          ('deterministic', True), ('seed', 3)]
+# The large set under a 16 MB budget: streamed (auto), 160 steps an epoch.
+RESUME = [('memory_budget_mb', 16), ('batch_size', 32), ('epochs', 1.5), ('shuffle_buffer', 256),
+          ('steps_per_loop', 5), ('checkpoint_steps', 35), ('deterministic', True), ('seed', 3)]
 
 
 def test_a_set_four_times_the_budget_trains_in_bounded_memory(records, tmp_path):
@@ -218,24 +219,26 @@ def test_a_set_four_times_the_budget_trains_in_bounded_memory(records, tmp_path)
 
 def killed_and_resumed(model_dir, data_dir, **strategy):
     process = scenario(model_dir, data_dir, *RESUME, wait=False, **strategy)
-    freeze_at(process, lambda: latest_step(model_dir) % 16 > 0, 'a checkpoint within an epoch')  # 16 steps/epoch
+    freeze_at(process, lambda: latest_step(model_dir) % 160 > 0, 'a checkpoint within an epoch')
     step = latest_step(model_dir)
     process.send_signal(signal.SIGKILL)
     process.send_signal(signal.SIGCONT)
     process.communicate(timeout=WORKER_TIMEOUT)
     out = scenario(model_dir, data_dir, *RESUME, **strategy)
-    assert f'resuming {model_dir} at step {step}/32' in out
-    assert f'its first {step % 16 * 16} examples are read again and dropped' in out
+    assert f'resuming {model_dir} at step {step}/240' in out
+    assert f'its first {step % 160 * 32} examples are read again and dropped' in out
     return out
 
 
 @pytest.mark.parametrize('strategy', [{}, {'strategy': 'mirrored', 'cpu_devices': 2}], ids=['one_device', 'mirrored'])
 def test_stream_killed_9_resumes_exactly(records, tmp_path, strategy):
-    scenario(tmp_path / 'whole', records / 'small', *RESUME, **strategy)
-    killed_and_resumed(tmp_path / 'killed', records / 'small', **strategy)
+    """The set four times the budget, killed within its first or second epoch (a checkpoint every 35 steps)."""
+    out = scenario(tmp_path / 'whole', records / 'large', *RESUME, **strategy)
+    assert 'over the 16 MB memory budget' in out
+    killed_and_resumed(tmp_path / 'killed', records / 'large', **strategy)
     assert_same_weights(tmp_path / 'killed', tmp_path / 'whole')
     if strategy:
-        scenario(tmp_path / 'one', records / 'small', *RESUME)
+        scenario(tmp_path / 'one', records / 'large', *RESUME)
         differences = relative_differences(checkpoint_values(tmp_path / 'one'), checkpoint_values(tmp_path / 'whole'))
         assert max(differences.values()) < 1e-5, differences
 
@@ -248,7 +251,7 @@ def test_two_workers_each_holding_only_its_shard_train_as_one_worker(records, tm
         shutil.copy(records / 'small' / 'manifest.json', folder)
         for index in range(worker, 4, 2):
             shutil.copy(records / 'small' / f'part-{index}.tfrecord', folder)
-    settings = [s for s in RESUME if s[0] != 'checkpoint_steps']
+    settings = [('batch_size', 16), ('epochs', 2), ('shuffle_buffer', 64), ('deterministic', True), ('seed', 3)]
     one = scenario(tmp_path / 'one', records / 'small', *settings, ('input_shards', 2))
     assert 'this worker reads 0..1' in one
     addresses = [f'127.0.0.1:{port}' for port in free_ports(2)]
@@ -262,3 +265,23 @@ def test_two_workers_each_holding_only_its_shard_train_as_one_worker(records, tm
         assert f'2 input shards, this worker reads {index}..{index}' in out
     differences = relative_differences(checkpoint_values(tmp_path / 'one'), checkpoint_values(tmp_path / 'cluster'))
     assert max(differences.values()) < 1e-5, differences
+
+
+def test_a_stream_shorter_than_its_steps_per_epoch_stops_with_one_line(tmp_path):
+    import keras
+    import trainer
+    from trainer import faults
+    x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
+    unknown_size = tf.data.Dataset.from_tensor_slices((x, x.sum(1))).filter(lambda a, b: True)
+
+    def model(spec):
+        net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        net.compile(loss='mse')
+        return net
+    with pytest.raises(faults.Stop) as excinfo:
+        trainer.train(model, unknown_size, model_dir=str(tmp_path / 'short'), batch_size=10, steps_per_epoch=20,
+                      epochs=1, steps_per_loop=4, schedule=1e-2, interactive=False)
+    message = str(excinfo.value)
+    assert message.startswith('the input stream failed in steps 8..11: FailedPreconditionError: ') and \
+        'expected to contain 200 elements but contained only 100' in message and '\n' not in message
+    assert message.endswith('the last checkpoint is none')  # none yet: the first is at the epoch's end

@@ -295,8 +295,10 @@ BAD = [
                          ids=[case[0] for case in BAD])
 def test_each_bad_dataset_is_one_line_before_anything_is_written(tmp_path, model, train_data, eval_data, message):
     with pytest.raises((ConfigError, data.DataError)) as raised:
+        # input='memory': streamed (the default for data of unknown size), an infinite or unknown-size dataset
+        # trains (tests/test_stream.py).
         trainer.train(model, train_data, eval_data, model_dir=str(tmp_path / 'run'), schedule=0.01, batch_size=8,
-                      train_steps=2, interactive=False)
+                      train_steps=2, interactive=False, input='memory')
     assert str(raised.value).startswith(message), str(raised.value)
     assert '\n' not in str(raised.value)
     assert not (tmp_path / 'run').exists()

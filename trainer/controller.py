@@ -285,7 +285,16 @@ class _Run:
         self.progress.begin(current)
         began = time.perf_counter()
         self._call_steps = (current, current + num_steps)
-        means, rate = self.call(self.loop.train, tf.constant(num_steps, tf.int64))
+        try:
+            means, rate = self.call(self.loop.train, tf.constant(num_steps, tf.int64))
+        except (tf.errors.FailedPreconditionError, tf.errors.OutOfRangeError, tf.errors.NotFoundError,
+                tf.errors.DataLossError) as e:
+            if self.experiment.source is None:
+                raise
+            # What a stream read failed on (a shard shorter than its epoch, a file gone or corrupt): one line.
+            raise faults.Stop(f'the input stream failed in steps {current}..{current + num_steps - 1}: '
+                              f'{type(e).__name__}: {data.one_line(e, 300)}; the last checkpoint is '
+                              f'{recovery.latest(self.manager.directory)}') from None
         values = ({name: float(v) for name, v in means.items()}, float(rate))
         self._check_nonfinite()
         seconds = time.perf_counter() - began

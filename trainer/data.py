@@ -20,10 +20,21 @@ class DataError(ValueError):
 
 def one_line(error, limit=600):
     """An exception's message on one line, without terminal colour codes (Keras's), cut at `limit` characters."""
-    text = re.sub(r'\x1b\[[0-9;]*m', '', str(error.args[0] if error.args else type(error).__name__))
+    text = _op_message(error) if isinstance(error, tf.errors.OpError) else \
+        error.args[0] if error.args else type(error).__name__
+    text = re.sub(r'\x1b\[[0-9;]*m', '', str(text))
     text = ' '.join(text.split())
     return text if len(text) <= limit else text[:limit - 3] + '...'
 
+
+
+def _op_message(error):
+    """What a TensorFlow op error says, without the graph's traceback ('Detected at node ... File ...') and the
+    node names around it."""
+    lines = [line for line in error.message.splitlines() if line.strip() and not line.startswith((' ', '\t'))
+             and not line.startswith(('Graph execution error', 'Detected at node'))]
+    text = lines[-1] if lines else error.message
+    return re.sub(r'\{\{function_node [^}]*\}\}\s*|\s*\[\[\{\{node [^]]*\]\]|\s*\[Op:[^]]*\]', '', text).strip()
 
 
 # Dataset ops, by the type name tf.data gives them in a dataset's graph.

@@ -193,8 +193,10 @@ def _streams(config, num_examples, example_bytes, budget):
     against the budget."""
     if config.input != 'auto':
         return '--input=stream' if config.input == 'stream' else ''
-    if num_examples is None or example_bytes is None:
-        return 'their size is not known before they are read'
+    if num_examples is None:
+        return 'their number is not known before they are read'
+    if example_bytes is None:  # strings (text): their size is known once read; held, as before streams existed
+        return ''
     held = num_examples * example_bytes
     return f'{held / 2**20:.0f} MB, over the {budget >> 20} MB memory budget' if held > budget else ''
 
@@ -262,8 +264,9 @@ def _check_buffer(config, source, shards, worker, budget):
 def _input_line(asked, why, source, num_train, spec, budget, shards, owned):
     if source is None:
         size = stream.example_bytes(spec)
-        return (f'input: in memory, {num_train} examples ({num_train * size / 2**20:.1f} MB, memory budget '
-                f'{budget >> 20} MB, --input={asked}); each step\'s batch gathered by index')
+        held = f'{num_train * size / 2**20:.1f} MB' if size is not None else 'strings: their size known once read'
+        return (f'input: in memory, {num_train} examples ({held}, memory budget {budget >> 20} MB, '
+                f'--input={asked}); each step\'s batch gathered by index')
     reads = f'; {shards} input shards, this worker reads {owned[0]}..{owned[-1]}' if shards > 1 else ''
     return f'input: streamed from {source.describe} ({why}){reads}'
 

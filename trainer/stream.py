@@ -6,7 +6,7 @@ pipeline at its step and reads the batches a run that was never stopped reads. T
 global batch of a step is the concatenation of every shard's local batch of b = batch_size / shards
 examples, in shard order, whatever the number of workers. Two kinds of source:
 
-- `RandomAccess`: examples by index (an image folder's files, arrays). Shard k's local batch of step s holds
+- `RandomAccess`: examples by index (a folder's files, arrays). Shard k's local batch of step s holds
   positions [p*B + k*b, p*B + (k+1)*b), p = s % steps_per_epoch, of the permutation index_shuffle gives for
   (seed, epoch): the in-memory path's batches exactly (trainer.data.batch_indices), for any number of
   shards. A resume reads nothing it does not train on.
