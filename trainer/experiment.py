@@ -2,8 +2,10 @@
 
 Nothing here writes a file, so every bad setting (unknown name, bad split, a batched or infinite dataset, a
 batch larger than the split, a warmup longer than the run, a schedule that fails) is reported before a
-model_dir is touched. Two sources of examples: a tfds name (the built-in image task: trainer.tfds_data,
-trainer.models, trainer.augment) or the user's unbatched tf.data datasets.
+model_dir is touched. Three sources of examples: a tfds name or a folder / .npz path (the built-in image task:
+trainer.tfds_data, trainer.file_data, trainer.models, trainer.augment), or the user's unbatched tf.data
+datasets (or a function of the input context). Each is held in memory or streamed (trainer.stream): --input,
+or under auto, whether the training examples fit the memory budget.
 """
 import dataclasses
 import math
@@ -34,7 +36,10 @@ class Experiment:
     element_spec: (features, labels[, sample_weights]) of one example; transform: the training batches'
     augmentation (trainer.augment) or None; serving_outputs: the export's map of the model's outputs, or None;
     model_given: the model is the user's (its loss and metrics are recorded with the run's settings);
-    user_data: the examples are the user's dataset, not a tfds split (a digest of them is recorded).
+    user_data: the examples are the user's dataset, not a tfds split (a digest of them is recorded);
+    source: a trainer.stream source when the examples are streamed, else None (train_examples in memory);
+    shards / owned_shards: a stream's input shards, and those this worker reads; memory_budget: bytes;
+    input_line: where the examples are read from, and why, for the log.
     """
     config: config_lib.Config
     info: object
@@ -49,11 +54,11 @@ class Experiment:
     serving_outputs: object = None
     model_given: bool = False
     user_data: bool = False
-    source: object = None  # a trainer.stream source when the examples are streamed, else None (in memory)
-    input_line: str = ''  # the log's line on where the examples are read from, and why
-    shards: int = 1  # input shards of a stream
-    owned_shards: tuple = (0,)  # those this worker reads
-    memory_budget: int = 0  # bytes
+    source: object = None
+    input_line: str = ''
+    shards: int = 1
+    owned_shards: tuple = (0,)
+    memory_budget: int = 0
 
     def hparams(self):
         """The run's hyperparameters as flat {name: bool|int|float|str}, schedule lengths in steps."""
@@ -82,75 +87,21 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
     if not model_given and config.model not in models.names():
         raise ConfigError(f'--model={config.model!r} is not one of: {", ".join(models.names())}')
     budget = (config.memory_budget_mb or _default_budget_mb()) << 20
-    asked, why = config.input, 'a function of the input context is always streamed'
     builtin = train_data is None
-    source = digest = None
     if builtin and file_data.is_file_dataset(config.dataset):
-        _check_file_flags(config)
-        source, eval_source, info, digest = file_data.load(config.dataset, config.image_size, config.seed,
-                                                           config.validation_split)
-        if config.eval_dataset:
-            eval_source = file_data.load_eval(config.eval_dataset, info, config.image_size)
-        spec, num_train = source.element_spec, source.num_examples
-        evaluation = eval_data if eval_data is not None else eval_source and eval_source.examples()
-        train = source.examples()
-        why = _streams(config, num_train, source.example_bytes, budget)
-        if not why:
-            source = None
+        found = _file_examples(config, eval_data, budget)
     elif builtin:
-        if config.eval_dataset or config.validation_split or config.image_size:
-            raise ConfigError('--eval_dataset, --validation_split and --image_size go with a folder or .npz '
-                              f'--dataset; for the tfds dataset {config.dataset} use --train_split/--eval_split')
-        info, train, num_train = _from_tfds(config)
-        evaluation = eval_data if eval_data is not None else _tfds_eval(config)
-        spec = train.element_spec
-        why = _streams(config, num_train, stream.example_bytes(spec), budget)
-        if why:
-            source = tfds_data.source(config.dataset, config.train_split, config.data_dir)
+        found = _tfds_examples(config, eval_data, budget)
     else:
-        function = train_data if callable(train_data) and not isinstance(train_data, tf.data.Dataset) else None
-        given = train_data
-        if function and config.input == 'memory':
-            function, given = None, function(tf.distribute.InputContext())  # its one dataset, held in memory
-        elif function:
-            # The first shard this worker reads: a worker may hold the files of its own shards only.
-            shards = config.input_shards or worker[1]
-            first = worker[0] * max(1, shards // worker[1])
-            given = function(tf.distribute.InputContext(num_input_pipelines=shards, input_pipeline_id=first))
-        streaming = function is not None or config.input != 'memory'
-        spec = data.check_examples(given, 'train_data', streaming=streaming)
-        size = int(given.cardinality())
-        num_train = size if size >= 0 else None
-        if not function:
-            why = _streams(config, num_train, stream.example_bytes(spec), budget)
-        if why:
-            source = _user_source(function, given, spec, size)
-        train, info = given, spec
-        if not model_given:
-            info = tfds_data.info_of(given, num_classes)
-        evaluation = eval_data(tf.distribute.InputContext()) if callable(eval_data) and not isinstance(
-            eval_data, tf.data.Dataset) else eval_data
+        found = _user_examples(config, train_data, eval_data, model_given, num_classes, worker, budget)
+    info, spec, train, num_train, evaluation, source, why, digest = found
     if evaluation is not None and (eval_data is not None or not builtin):
         data.check_examples(evaluation, 'eval_data', like=spec)
     try:
         augment.check(config.augment, config.cutout_size, spec[0])
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    shards = 1
-    if source is not None:
-        shards = config.input_shards or worker[1]
-        if shards % worker[1]:
-            raise ConfigError(f'--input_shards={shards} does not split over the {worker[1]} workers; use a '
-                              f'multiple of {worker[1]}')
-        if config.batch_size % shards:
-            raise ConfigError(f'--batch_size={config.batch_size} does not split evenly over {shards} input shards '
-                              '(--input_shards, default the number of workers)')
-        steps_per_epoch, num_train = _stream_epoch(config, source, shards)
-    else:
-        if config.steps_per_epoch is not None:
-            raise ConfigError(f'--steps_per_epoch applies to a stream of unknown size or an infinite one; these '
-                              f'{num_train} examples make {num_train // max(1, config.batch_size)} steps per epoch')
-        steps_per_epoch = data.steps_per_epoch(num_train, config.batch_size)
+    shards, steps_per_epoch, num_train = _lengths(config, source, num_train, worker)
     if config.train_steps is not None:
         total = config.train_steps
     else:
@@ -180,7 +131,54 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
                       serving_outputs=None if model_given else models.serving_outputs(info.class_names),
                       model_given=model_given,
                       user_data=not builtin, source=source, shards=shards, owned_shards=owned, memory_budget=budget,
-                      input_line=_input_line(asked, why, source, num_train, spec, budget, shards, owned))
+                      input_line=_input_line(config.input, why, source, num_train, spec, budget, shards, owned))
+
+
+def _file_examples(config, eval_data, budget):
+    """A folder or .npz (trainer.file_data): (info, spec, train, num_train, evaluation, source, why, digest)."""
+    _check_file_flags(config)
+    source, eval_source, info, digest = file_data.load(config.dataset, config.image_size, config.seed,
+                                                       config.validation_split)
+    if config.eval_dataset:
+        eval_source = file_data.load_eval(config.eval_dataset, info, config.image_size)
+    evaluation = eval_data if eval_data is not None else eval_source and eval_source.examples()
+    why = _streams(config, source.num_examples, source.example_bytes, budget)
+    return (info, source.element_spec, source.examples(), source.num_examples, evaluation, source if why else None,
+            why, digest)
+
+
+def _tfds_examples(config, eval_data, budget):
+    if config.eval_dataset or config.validation_split or config.image_size:
+        raise ConfigError('--eval_dataset, --validation_split and --image_size go with a folder or .npz '
+                          f'--dataset; for the tfds dataset {config.dataset} use --train_split/--eval_split')
+    info, train, num_train = _from_tfds(config)
+    evaluation = eval_data if eval_data is not None else _tfds_eval(config)
+    why = _streams(config, num_train, stream.example_bytes(train.element_spec), budget)
+    source = tfds_data.source(config.dataset, config.train_split, config.data_dir) if why else None
+    return info, train.element_spec, train, num_train, evaluation, source, why, None
+
+
+def _user_examples(config, train_data, eval_data, model_given, num_classes, worker, budget):
+    """The Python API's dataset, or function of the input context (always streamed, its shards read apart)."""
+    function = train_data if callable(train_data) and not isinstance(train_data, tf.data.Dataset) else None
+    given, why = train_data, 'a function of the input context is always streamed'
+    if function and config.input == 'memory':
+        function, given = None, function(tf.distribute.InputContext())  # its one dataset, held in memory
+    elif function:
+        # The first shard this worker reads: a worker may hold the files of its own shards only.
+        shards = config.input_shards or worker[1]
+        first = worker[0] * max(1, shards // worker[1])
+        given = function(tf.distribute.InputContext(num_input_pipelines=shards, input_pipeline_id=first))
+    spec = data.check_examples(given, 'train_data', streaming=function is not None or config.input != 'memory')
+    size = int(given.cardinality())
+    num_train = size if size >= 0 else None
+    if not function:
+        why = _streams(config, num_train, stream.example_bytes(spec), budget)
+    source = _user_source(function, given, spec, size) if why else None
+    info = spec if model_given else tfds_data.info_of(given, num_classes)
+    evaluation = eval_data(tf.distribute.InputContext()) if callable(eval_data) and not isinstance(
+        eval_data, tf.data.Dataset) else eval_data
+    return info, spec, given, num_train, evaluation, source, why, None
 
 
 def _default_budget_mb():
@@ -225,6 +223,23 @@ def _user_source(function, dataset, spec, size):
         spec, shard, lambda count: [len(range(k, size, count)) for k in range(count)] if size >= 0 else None,
         size == tf.data.INFINITE_CARDINALITY, stream.example_bytes(spec),
         'train_data (a dataset: with several shards, each reads it whole and keeps its part)')
+
+
+def _lengths(config, source, num_train, worker):
+    """(input shards, steps per epoch, examples or None): a stream's from its source, checked."""
+    if source is None:
+        if config.steps_per_epoch is not None:
+            raise ConfigError(f'--steps_per_epoch applies to a stream of unknown size or an infinite one; these '
+                              f'{num_train} examples make {num_train // max(1, config.batch_size)} steps per epoch')
+        return 1, data.steps_per_epoch(num_train, config.batch_size), num_train
+    shards = config.input_shards or worker[1]
+    if shards % worker[1]:
+        raise ConfigError(f'--input_shards={shards} does not split over the {worker[1]} workers; use a '
+                          f'multiple of {worker[1]}')
+    if config.batch_size % shards:
+        raise ConfigError(f'--batch_size={config.batch_size} does not split evenly over {shards} input shards '
+                          '(--input_shards, default the number of workers)')
+    return (shards, *_stream_epoch(config, source, shards))
 
 
 def _stream_epoch(config, source, shards):
