@@ -1,9 +1,10 @@
 """Trains on TFRecord files streamed with trainer.train, in a process of its own (no tests here).
 
-`python tests/stream_scenario.py MODEL_DIR DATA_DIR FILES [--strategy=S] [--cpu_devices=N] [settings...]`:
-a function of the input context reads part-<i>.tfrecord, i = 0..FILES-1, of its shard (i % shards == shard)
-from DATA_DIR, each file of known size (`EXAMPLES_PER_FILE` in its name's record), so a worker that holds only
-its shard's files trains. Prints `peak_rss_kb <n>` (resource.getrusage) and `done` at the end.
+`python tests/stream_scenario.py MODEL_DIR DATA_DIR [--strategy=S] [--cpu_devices=N] [--setting=NAME=JSON ...]`:
+a function of the input context reads the files part-<i>.tfrecord of DATA_DIR that are its shard's
+(i % shards == shard), their sizes stated from DATA_DIR/manifest.json (as a user who knows their files would),
+so a worker that holds only its shard's files trains. Prints `peak_rss_kb <n>` (resource.getrusage) and
+`done` at the end.
 """
 import argparse
 import json
@@ -22,7 +23,7 @@ from trainer import faults  # noqa: E402
 
 
 def write(data_dir, files, per_file, features, seed=0):
-    """FILES TFRecord files of `per_file` examples: float32 [features], label 1 when their sum is positive;
+    """`files` TFRecord files of `per_file` examples: float32 [features], label 1 when their sum is positive;
     and manifest.json with the sizes (what a user knows of their files)."""
     import numpy as np
     rng = np.random.default_rng(seed)

@@ -130,6 +130,11 @@ def test_bad_files_and_settings_are_one_line_each_and_write_nothing(folders, tmp
     (broken / 'fish' / 'truncated.jpg').write_bytes(b'\xff\xd8\xff\xe0\x00\x10JFIF')
     (broken / 'fish' / 'notes.png').write_bytes(b'these are notes, not a picture')
     np.savez(tmp_path / 'a.npz', x=np.zeros((4, 3, 3), np.uint8), y=np.zeros(4, np.int64))
+    np.savez(tmp_path / 'floats.npz', x=np.zeros((4, 3, 3), np.float32), y=np.zeros(4, np.int64))
+    np.savez(tmp_path / 'b.npz', x=np.zeros((4, 3, 3), np.uint8), y=np.array([0, 1, 0, 1]))
+    np.savez(tmp_path / 'c.npz', x=np.zeros((4, 3, 3), np.uint8), y=np.array([0, 1, 2, 3]))
+    larger = tmp_path / 'larger'
+    write_folder(str(larger), 2, size=(14, 14))
     model_dir = tmp_path / 'never'
     cases = [
         ([f'--dataset={one}'], f'--dataset={one} has 1 class folder(s) (cat); a classifier needs two or more'),
@@ -138,6 +143,11 @@ def test_bad_files_and_settings_are_one_line_each_and_write_nothing(folders, tmp
         ([f'--dataset={broken}'], 'is not a readable image'),
         ([f'--dataset={tmp_path / "nowhere"}'], 'no such folder (or .npz file)'),
         ([f'--dataset={tmp_path / "a.npz"}:x,labels'], "has no array 'labels' (it has: x, y)"),
+        ([f'--dataset={tmp_path / "floats.npz"}'], 'take x as uint8 pixels 0..255; got float32'),
+        ([f'--dataset={tmp_path / "b.npz"}', f'--eval_dataset={tmp_path / "c.npz"}'],
+         "has label 3; the training data's labels are 0..1"),
+        ([f'--dataset={base / "train"}', f'--eval_dataset={larger}'],
+         'has images (14, 14, 3); the training data has (12, 12, 3) (--image_size resizes both)'),
         ([f'--dataset={base / "train"}', "--train_split=train[:50%]"], 'use --validation_split=FRACTION or'),
         ([f'--dataset={base / "train"}', '--validation_split=1.5'], '--validation_split=1.5 must be a fraction'),
         (['--validation_split=0.1'], 'go with a folder or .npz --dataset'),
@@ -150,3 +160,18 @@ def test_bad_files_and_settings_are_one_line_each_and_write_nothing(folders, tmp
         assert 'Traceback' not in err
     assert not model_dir.exists()
     assert f'{broken / "fish" / "notes.png"} is not a readable image' in results[3][2]  # the first, by name
+
+
+def test_a_jpeg_whose_body_does_not_decode_stops_a_streamed_run_with_one_line(tmp_path):
+    """Its header is whole (so it passes the up-front check); it fails when read: one line, no traceback."""
+    folder = tmp_path / 'damaged'
+    write_folder(str(folder), 4)
+    path = folder / 'dog' / '000.jpg'
+    content = path.read_bytes()
+    path.write_bytes(content[:content.index(b'\xff\xda')])  # cut at the start of scan: no image data
+    done = run_main(f'--dataset={folder}', '--input=stream', '--model=mlp', '--batch_size=4', '--epochs=1',
+                    f'--model_dir={tmp_path / "run"}')
+    errors = [line for line in done.stderr.splitlines() if line.startswith('error: ')]
+    assert done.returncode == 1 and len(errors) == 1, done.stderr[-3000:]
+    assert errors[0].startswith('error: the input stream failed in steps 0..2: InvalidArgumentError: ')
+    assert errors[0].endswith('the last checkpoint is none') and 'Traceback' not in done.stderr

@@ -66,9 +66,9 @@ def test_sequential_stream_resumed_at_any_step_reads_what_an_unbroken_one_reads(
         np.testing.assert_array_equal(np.stack(labels_of(batches, start, 30 - start)), np.stack(whole[start:]))
         assert batches.skipped_examples(start) == start % 6 * 8
     for epoch in range(5):
-        seen = np.concatenate(whole[epoch * 6:(epoch + 1) * 6])
-        # Shard k holds the examples k, k + 2, ...; each step takes 4 of each shard, through a seeded buffer.
-        assert len(set(seen)) == 48 and all(sum(v % 2 == k for v in b) == 4 for b in whole for k in (0, 1))
+        assert len(set(np.concatenate(whole[epoch * 6:(epoch + 1) * 6]))) == 48
+    # Shard k holds the examples k, k + 2, ...; each step takes 4 of each shard, through a seeded buffer.
+    assert all(sum(v % 2 == k for v in b) == 4 for b in whole for k in (0, 1))
     assert not np.array_equal(np.concatenate(whole[:6]), np.concatenate(whole[6:12]))  # a new order per epoch
     other_seed = stream.StreamBatches(sequential(x, y), 8, 6, steps_per_epoch=6, shards=2, shuffle_buffer=20)
     assert not np.array_equal(np.stack(labels_of(other_seed, 0, 6)), np.stack(whole[:6]))
@@ -138,10 +138,20 @@ def test_stream_sizes_come_from_the_data_a_count_or_a_setting(caplog):
     x = np.zeros((100, 2), np.float32)
     known = tf.data.Dataset.from_tensor_slices((x, np.zeros(100, np.int64)))
     unknown = known.filter(lambda a, b: True)
-    assert prepared(known, input='stream', batch_size=8).steps_per_epoch == 12
+    streamed = prepared(known, input='stream', batch_size=8)
+    assert streamed.steps_per_epoch == 12 and streamed.config.stream_sizes == (100,)
     with caplog.at_level('INFO'):
-        assert prepared(unknown, input='stream', batch_size=8).steps_per_epoch == 12  # counted
+        counted = prepared(unknown, input='stream', batch_size=8)
+    assert counted.steps_per_epoch == 12 and counted.config.stream_sizes == (100,)
     assert 'counted the examples' in caplog.text
+    with caplog.at_level('INFO'):
+        halves = prepared(tf.data.Dataset.from_tensor_slices((x[:99], np.zeros(99, np.int64))), input='stream',
+                          batch_size=8, input_shards=2)  # shards of 50 and 49 examples: 12 steps of 4 each
+    assert halves.steps_per_epoch == 12 and halves.config.stream_sizes == (50, 49)
+    assert 'input shards of unequal size (50 + 49): each epoch reads 12 steps x 4 examples of each, so 1 ' \
+           'examples of the larger shards are not read per epoch' in caplog.text
+    with pytest.raises(config_lib.ConfigError, match='--steps_per_epoch applies to a stream of unknown size'):
+        prepared(known, input='stream', steps_per_epoch=5)
     assert prepared(unknown, input='stream', batch_size=8, steps_per_epoch=5).steps_per_epoch == 5
     with pytest.raises(config_lib.ConfigError, match='infinite; give --train_steps'):
         prepared(known.repeat(), input='stream')
@@ -161,7 +171,8 @@ def test_bad_stream_settings_are_one_line_each():
              ({'input_shards': 0}, '--input_shards=0 must be a whole number >= 1'),
              ({'input': 'stream', 'input_shards': 3, 'batch_size': 32}, 'does not split evenly over 3 input shards'),
              ({'input': 'stream', 'memory_budget_mb': 1, 'shuffle_buffer': 1000},
-              '--shuffle_buffer=1000 examples of 4008 bytes')]
+              '--shuffle_buffer=1000 examples of 4008 bytes'),
+             ({'validation_split': 0.1}, 'go with a folder or .npz dataset; with train_data, pass eval_data')]
     for settings, message in cases:
         with pytest.raises(config_lib.ConfigError) as excinfo:
             prepared(examples, **settings)
@@ -287,3 +298,23 @@ def test_a_stream_shorter_than_its_steps_per_epoch_stops_with_one_line(tmp_path)
     assert message.startswith('the input stream failed in steps 8..11: FailedPreconditionError: ') and \
         'expected to contain 200 elements but contained only 100' in message and '\n' not in message
     assert message.endswith('the last checkpoint is none')  # none yet: the first is at the epoch's end
+
+
+def test_a_resume_on_a_stream_of_another_size_is_refused(tmp_path):
+    """A stream read in order is not hashed; its examples per shard stand for it in config.json."""
+    import keras
+    import trainer
+    x = np.random.default_rng(0).normal(size=(120, 3)).astype(np.float32)
+
+    def run(count):
+        examples = tf.data.Dataset.from_tensor_slices((x[:count], x[:count].sum(1))).filter(lambda a, b: True)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(loss='mse')
+        return trainer.train(model, examples, model_dir=str(tmp_path / 'run'), batch_size=10, epochs=1,
+                             schedule=1e-2, interactive=False)
+    run(100)
+    settings = json.loads((tmp_path / 'run' / 'config.json').read_text())
+    assert settings['stream_sizes'] == [100] and settings['input_order'] == 'sequential'
+    assert run(100).already_finished
+    with pytest.raises(config_lib.ConfigError, match=r'holds a run with stream_sizes=\[100\].*rerun with the same'):
+        run(120)

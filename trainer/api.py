@@ -152,9 +152,9 @@ def _call(model, train_data, eval_data, model_dir, loss, metrics, optimizer, sch
                  not isinstance(model, str), num_classes, loss, metrics, optimizer_instance)
 
 
-# Config fields that train() fills from its own arguments.
+# Config fields that train() fills from its own arguments, or that a run records (not settings).
 _SET_HERE = {'model_dir', 'dataset', 'model', 'schedule', 'schedule_params', 'optimizer', 'optimizer_params',
-             'loss', 'metrics', 'train_data_sha256', 'found_initial_lr'}
+             'loss', 'metrics', 'train_data_sha256', 'found_initial_lr', 'input_order', 'class_names', 'stream_sizes'}
 
 
 def _prepared(call):

@@ -63,6 +63,7 @@ class Config:
     input_shards: int | None = None  # None: the number of workers
     shuffle_buffer: int = 10000  # a Sequential stream's (trainer.stream)
     steps_per_epoch: int | None = None  # a stream whose size is not known, or infinite
+    stream_sizes: tuple[int, ...] | None = None  # a sequential stream's examples per input shard (recorded)
     model: str = 'cnn'
     optimizer: str = 'adam'
     optimizer_params: tuple[tuple[str, object], ...] = ()  # an optimizer instance's config (Python API)
@@ -161,7 +162,7 @@ class Config:
         """Plain JSON-able settings (schedule parameters inlined as `schedule.<name>`)."""
         values = dataclasses.asdict(self)
         values['augment'] = list(self.augment)
-        for name in ('image_size', 'class_names'):
+        for name in ('image_size', 'class_names', 'stream_sizes'):
             if values[name] is not None:
                 values[name] = list(values[name])
         params = values.pop('schedule_params')

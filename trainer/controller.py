@@ -288,10 +288,11 @@ class _Run:
         try:
             means, rate = self.call(self.loop.train, tf.constant(num_steps, tf.int64))
         except (tf.errors.FailedPreconditionError, tf.errors.OutOfRangeError, tf.errors.NotFoundError,
-                tf.errors.DataLossError) as e:
+                tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             if self.experiment.source is None:
                 raise
-            # What a stream read failed on (a shard shorter than its epoch, a file gone or corrupt): one line.
+            # What a stream read failed on (a shard shorter than its epoch, a file gone, or one whose contents do
+            # not decode, values the step's ops refuse: checked up front in memory, only once read here).
             raise faults.Stop(f'the input stream failed in steps {current}..{current + num_steps - 1}: '
                               f'{type(e).__name__}: {data.one_line(e, 300)}; the last checkpoint is '
                               f'{recovery.latest(self.manager.directory)}') from None

@@ -148,10 +148,18 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     return num_examples // batch_size
 
 
-# tf.data pays per element (a function call, hand-offs between its threads): the dataset form makes batches a
-# chunk of steps at a time, up to this many steps or _CHUNK_BYTES of examples per chunk.
+# tf.data pays per element (a function call, hand-offs between its threads): its pipelines of gathered batches
+# make them a chunk of steps at a time, up to this many steps or _CHUNK_BYTES of examples per chunk.
 _CHUNK_STEPS = 32
 _CHUNK_BYTES = 8 << 20
+
+
+def chunk_steps(example_bytes, batch_size):
+    """How many steps' batches of `batch_size` examples of `example_bytes` (None: not known) one tf.data element
+    holds."""
+    if example_bytes is None:
+        return 1
+    return max(1, min(_CHUNK_STEPS, _CHUNK_BYTES // max(1, example_bytes * batch_size)))
 # tf.random.experimental.index_shuffle makes this row [_SEED_PREFIX, seed, epoch] of a [2] seed; the batches,
 # which need one seed per index, build the same rows, so their order is index_shuffle's for (seed, epoch).
 _SEED_PREFIX = 498247692
@@ -223,7 +231,7 @@ class TrainBatches:
         if start_step < 0:
             raise ValueError(f'start_step={start_step} must be >= 0')
         example_bytes = sum(t.dtype.size * int(np.prod(t.shape[1:])) for t in tf.nest.flatten(self._examples))
-        chunk = max(1, min(_CHUNK_STEPS, _CHUNK_BYTES // max(1, example_bytes * self.batch_size)))
+        chunk = chunk_steps(example_bytes, self.batch_size)
 
         def chunk_of_steps(first_step):
             step = first_step + tf.range(chunk, dtype=tf.int64)

@@ -101,7 +101,7 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
         augment.check(config.augment, config.cutout_size, spec[0])
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    shards, steps_per_epoch, num_train = _lengths(config, source, num_train, worker)
+    shards, steps_per_epoch, num_train, shard_sizes = _lengths(config, source, num_train, worker)
     if config.train_steps is not None:
         total = config.train_steps
     else:
@@ -109,8 +109,11 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
     _check_buffer(config, source, shards, worker, budget)
     sequential = isinstance(source, stream.Sequential)
     # The shards change the order of a sequential stream, and an augmentation's draws (keyed per shard).
+    # The shard sizes stand for what a stream is (it is not hashed): a resume on data of another size is refused.
     config = dataclasses.replace(config, input_order='sequential' if sequential else 'index',
-                                 input_shards=shards if sequential or (source and config.augment) else None)
+                                 input_shards=shards if sequential or (source and config.augment and shards > 1)
+                                 else None,
+                                 stream_sizes=tuple(shard_sizes) if shard_sizes else None)
     if digest is not None:
         config = dataclasses.replace(config, train_data_sha256=digest)
         if info.class_names != tuple(map(str, range(info.num_classes))):
@@ -160,6 +163,9 @@ def _tfds_examples(config, eval_data, budget):
 
 def _user_examples(config, train_data, eval_data, model_given, num_classes, worker, budget):
     """The Python API's dataset, or function of the input context (always streamed, its shards read apart)."""
+    if config.eval_dataset or config.validation_split or config.image_size:
+        raise ConfigError('eval_dataset, validation_split and image_size go with a folder or .npz dataset; with '
+                          'train_data, pass eval_data')
     function = train_data if callable(train_data) and not isinstance(train_data, tf.data.Dataset) else None
     given, why = train_data, 'a function of the input context is always streamed'
     if function and config.input == 'memory':
@@ -226,12 +232,13 @@ def _user_source(function, dataset, spec, size):
 
 
 def _lengths(config, source, num_train, worker):
-    """(input shards, steps per epoch, examples or None): a stream's from its source, checked."""
+    """(input shards, steps per epoch, examples or None, [examples per shard] of a sequential stream or None): a
+    stream's from its source, checked."""
     if source is None:
         if config.steps_per_epoch is not None:
             raise ConfigError(f'--steps_per_epoch applies to a stream of unknown size or an infinite one; these '
                               f'{num_train} examples make {num_train // max(1, config.batch_size)} steps per epoch')
-        return 1, data.steps_per_epoch(num_train, config.batch_size), num_train
+        return 1, data.steps_per_epoch(num_train, config.batch_size), num_train, None
     shards = config.input_shards or worker[1]
     if shards % worker[1]:
         raise ConfigError(f'--input_shards={shards} does not split over the {worker[1]} workers; use a '
@@ -243,18 +250,23 @@ def _lengths(config, source, num_train, worker):
 
 
 def _stream_epoch(config, source, shards):
-    """(steps per epoch, examples or None) of a streamed source; an unknown size is counted (said) or given."""
+    """(steps per epoch, examples or None, [examples per shard] or None) of a streamed source; an unknown size is
+    counted (said) or given by --steps_per_epoch."""
     local = config.batch_size // shards
+    if isinstance(source, stream.RandomAccess) or not source.infinite:
+        sizes = [source.num_examples] if isinstance(source, stream.RandomAccess) else source.sizes(shards)
+        if config.steps_per_epoch is not None and sizes is not None:
+            raise ConfigError(f'--steps_per_epoch applies to a stream of unknown size or an infinite one; these '
+                              f'{sum(sizes)} examples make their own epochs')
     if isinstance(source, stream.RandomAccess):
-        return data.steps_per_epoch(source.num_examples, config.batch_size), source.num_examples
+        return data.steps_per_epoch(source.num_examples, config.batch_size), source.num_examples, None
     if source.infinite:
         if config.train_steps is None:
             raise ConfigError('the training stream is infinite; give --train_steps (and --steps_per_epoch for how '
                               'often to evaluate and checkpoint, default: once at the end)')
-        return config.steps_per_epoch or config.train_steps, None
+        return config.steps_per_epoch or config.train_steps, None, None
     if config.steps_per_epoch is not None:
-        return config.steps_per_epoch, None
-    sizes = source.sizes(shards)
+        return config.steps_per_epoch, None, None
     if sizes is None:
         began = time.perf_counter()
         sizes = stream.count(source, shards)
@@ -264,7 +276,12 @@ def _stream_epoch(config, source, shards):
     if steps == 0:
         raise ConfigError(f'--batch_size={config.batch_size} over {shards} input shard(s) needs {local} examples '
                           f'per shard per step; the smallest shard has {min(sizes)}')
-    return steps, sum(sizes)
+    uneven = sum(sizes) - min(sizes) * shards
+    if uneven:
+        logging.info('input shards of unequal size (%s): each epoch reads %d steps x %d examples of each, so %d '
+                     'examples of the larger shards are not read per epoch', ' + '.join(map(str, sizes)), steps,
+                     local, uneven)
+    return steps, sum(sizes), sizes
 
 
 def _check_buffer(config, source, shards, worker, budget):

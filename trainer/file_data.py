@@ -43,14 +43,18 @@ def load_eval(dataset, info, image_size=None):
     path = os.path.expanduser(dataset.split(':')[0])
     if path.endswith('.npz') or ':' in dataset:
         source, _, eval_info, _ = _npz(dataset, 0, None, name='--eval_dataset')
+        if eval_info.num_classes > info.num_classes:
+            raise DataError(f'--eval_dataset={dataset} has label {eval_info.num_classes - 1}; the training data\'s '
+                            f'labels are 0..{info.num_classes - 1}')
     else:
         if not os.path.isdir(path):
             raise DataError(f'--eval_dataset={dataset}: no such folder or .npz file')
-        source, _, eval_info, _ = _folder(path, image_size or info.image_shape[:2], 0, None, name='--eval_dataset',
+        # Without --image_size its images must have the training images' size, as those must have one size.
+        source, _, eval_info, _ = _folder(path, image_size, 0, None, name='--eval_dataset',
                                           class_names=info.class_names)
     if eval_info.image_shape != info.image_shape:
         raise DataError(f'--eval_dataset={dataset} has images {eval_info.image_shape}; the training data has '
-                        f'{info.image_shape}')
+                        f'{info.image_shape}' + ('' if image_size else ' (--image_size resizes both)'))
     return source
 
 
@@ -195,14 +199,23 @@ def _npz(dataset, seed, validation_split, name='--dataset'):
         raise DataError(f'{name}={dataset}: the built-in models take images {keys[0]} [N, H, W] or [N, H, W, C] '
                         f'and integer labels {keys[1]} [N]; got {keys[0]} {x.dtype}{list(x.shape)} and '
                         f'{keys[1]} {y.dtype}{list(y.shape)}')
+    if x.dtype != np.uint8:
+        # The built-in models scale pixels by 1/255: floats already in [0, 1] would be scaled twice.
+        raise DataError(f'{name}={dataset}: the built-in image models take {keys[0]} as uint8 pixels 0..255; got '
+                        f'{x.dtype} (convert it, or train other arrays through the Python API, trainer.train)')
     if y.min() < 0:
         raise DataError(f'{name}={dataset}: {keys[1]} has a negative label ({y.min()}); labels are class ids')
-    digest = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
+    digest = hashlib.sha256()
+    for array in (x, y):
+        digest.update(memoryview(np.ascontiguousarray(array)).cast('B'))
+    digest = digest.hexdigest()
     train, held_out = _split(len(x), seed, validation_split, f'{name}={dataset}')
     classes = int(y.max()) + 1
     info = tfds_data.DatasetInfo(name=os.path.basename(path).removesuffix('.npz'), image_shape=tuple(x.shape[1:]),
                                  num_classes=classes, class_names=tuple(str(i) for i in range(classes)))
-    make = lambda indices, what: stream.arrays(x[indices], y[indices], what)  # noqa: E731
+
+    def make(indices, what):  # without a split, the arrays as loaded (not a copy made by indexing)
+        return stream.arrays(*((x, y) if len(indices) == len(x) else (x[indices], y[indices])), what)
     return (make(train, f'{path} ({len(train)} examples)'),
             None if held_out is None else make(held_out, f'--validation_split={validation_split} of {path}'),
             info, digest)

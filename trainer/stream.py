@@ -32,12 +32,12 @@ class RandomAccess:
 
     read: a tf.data map function, indices [n] int64 -> the examples' nest with leaves [n, ...] (arrays: a
     gather), or with `per_example`, one int64 index -> one example (a file's decode: run in parallel, in
-    order). example_bytes: one example's size in memory; describe: how the log names the source.
+    order). example_bytes: one example's size in memory, or None (strings); describe: how the log names it.
     """
     num_examples: int
     element_spec: tuple
     read: object
-    example_bytes: int
+    example_bytes: int | None
     describe: str
     per_example: bool = False
 
@@ -62,9 +62,6 @@ class Sequential:
     infinite: bool
     example_bytes: int | None
     describe: str
-
-    def examples(self):
-        return self.shard(0, 1)
 
 
 def arrays(x, y, describe):
@@ -152,28 +149,44 @@ class StreamBatches:
 
     def _shard_batches(self, shard, start_step):
         local = self._local
+        if isinstance(self.source, RandomAccess) and not self.source.per_example:
+            return self._transformed(self._gathered(shard, start_step), shard)
         if isinstance(self.source, RandomAccess):
-            if self.source.per_example:
-                batches = (tf.data.Dataset.counter(start_step * local)
-                           .map(lambda j: self._indices(j // local, shard)[0, j % local])
-                           .map(self.source.read, num_parallel_calls=tf.data.AUTOTUNE)
-                           .batch(local, drop_remainder=True))
-            else:
-                batches = (tf.data.Dataset.counter(start_step)
-                           .map(lambda step: self.source.read(self._indices(step, shard)[0]),
-                                num_parallel_calls=tf.data.AUTOTUNE))
+            batches = (tf.data.Dataset.counter(start_step * local)
+                       .map(lambda j: self._indices(tf.reshape(j // local, [1]), shard, j % local, 1)[0, 0])
+                       .map(self.source.read, num_parallel_calls=tf.data.AUTOTUNE)
+                       .batch(local, drop_remainder=True))
         else:
             batches = self._sequential(shard, start_step).batch(local, drop_remainder=True)
-        batches = tf.data.Dataset.zip((tf.data.Dataset.counter(start_step), batches))
-        if self._transform:
-            seed = tf.constant(self._seed * self.shards + shard, tf.int64)
-            batches = batches.map(lambda step, batch: (step, self._transform(batch, tf.stack([seed, step]))),
-                                  num_parallel_calls=tf.data.AUTOTUNE)
-        return batches
+        return self._transformed(tf.data.Dataset.zip((tf.data.Dataset.counter(start_step), batches)), shard)
 
-    def _indices(self, step, shard):
-        return data.batch_indices(tf.reshape(step, [1]), self._seed, self.steps_per_epoch, self.batch_size,
-                                  self.source.num_examples, first=shard * self._local, count=self._local)
+    def _gathered(self, shard, start_step):
+        """(step, batch) of an indexed source whose read is a gather: a chunk of steps per read, as the in-memory
+        path's dataset does (one tf.data element per step costs a few % of a small model's step)."""
+        local, chunk = self._local, data.chunk_steps(self.source.example_bytes, self._local)
+
+        def chunk_of_steps(first_step):
+            steps = first_step + tf.range(chunk, dtype=tf.int64)
+            batch = self.source.read(tf.reshape(self._indices(steps, shard), [-1]))
+            return steps, tf.nest.map_structure(lambda t: tf.reshape(t, [chunk, local] + t.shape[1:].as_list()),
+                                                batch)
+        return (tf.data.Dataset.counter(start_step - start_step % chunk, chunk)
+                .map(chunk_of_steps, num_parallel_calls=tf.data.AUTOTUNE)
+                .unbatch()
+                .skip(start_step % chunk))
+
+    def _transformed(self, batches, shard):
+        if not self._transform:
+            return batches
+        seed = tf.constant(self._seed * self.shards + shard, tf.int64)
+        return batches.map(lambda step, batch: (step, self._transform(batch, tf.stack([seed, step]))),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _indices(self, steps, shard, first=0, count=None):
+        """Positions first..first+count-1 (default all) of shard `shard`'s local batches of the steps [K]: the
+        example indices [K, count]."""
+        return data.batch_indices(steps, self._seed, self.steps_per_epoch, self.batch_size, self.source.num_examples,
+                                  first=shard * self._local + first, count=count or self._local)
 
     def _sequential(self, shard, start_step):
         examples = self.source.shard(shard, self.shards)
