@@ -135,6 +135,9 @@ def test_bad_files_and_settings_are_one_line_each_and_write_nothing(folders, tmp
     np.savez(tmp_path / 'c.npz', x=np.zeros((4, 3, 3), np.uint8), y=np.array([0, 1, 2, 3]))
     larger = tmp_path / 'larger'
     write_folder(str(larger), 2, size=(14, 14))
+    first_damaged = tmp_path / 'first_damaged'
+    write_folder(str(first_damaged), 3)
+    cut_after_header(first_damaged / 'cat' / '000.jpg')
     model_dir = tmp_path / 'never'
     cases = [
         ([f'--dataset={one}'], f'--dataset={one} has 1 class folder(s) (cat); a classifier needs two or more'),
@@ -144,6 +147,9 @@ def test_bad_files_and_settings_are_one_line_each_and_write_nothing(folders, tmp
         ([f'--dataset={tmp_path / "nowhere"}'], 'no such folder (or .npz file)'),
         ([f'--dataset={tmp_path / "a.npz"}:x,labels'], "has no array 'labels' (it has: x, y)"),
         ([f'--dataset={tmp_path / "floats.npz"}'], 'take x as uint8 pixels 0..255; got float32'),
+        ([f'--dataset={tmp_path / "a.npz"}'], 'every label of y is 0; a classifier needs two or more classes'),
+        ([f'--dataset={first_damaged}', '--input=stream', '--batch_size=4'],
+         'the first two training examples cannot be read: InvalidArgumentError: '),
         ([f'--dataset={tmp_path / "b.npz"}', f'--eval_dataset={tmp_path / "c.npz"}'],
          "has label 3; the training data's labels are 0..1"),
         ([f'--dataset={base / "train"}', f'--eval_dataset={larger}'],
@@ -162,16 +168,33 @@ def test_bad_files_and_settings_are_one_line_each_and_write_nothing(folders, tmp
     assert f'{broken / "fish" / "notes.png"} is not a readable image' in results[3][2]  # the first, by name
 
 
-def test_a_jpeg_whose_body_does_not_decode_stops_a_streamed_run_with_one_line(tmp_path):
-    """Its header is whole (so it passes the up-front check); it fails when read: one line, no traceback."""
-    folder = tmp_path / 'damaged'
-    write_folder(str(folder), 4)
-    path = folder / 'dog' / '000.jpg'
+def cut_after_header(path):
+    """Keeps a JPEG's header (its size reads up front) and drops its image data: it fails when decoded."""
     content = path.read_bytes()
-    path.write_bytes(content[:content.index(b'\xff\xda')])  # cut at the start of scan: no image data
+    path.write_bytes(content[:content.index(b'\xff\xda')])  # cut at the start of scan
+
+
+def test_a_jpeg_whose_body_does_not_decode_stops_the_run_with_one_line(tmp_path):
+    """Past the up-front header check, a file that fails when read, in training or in evaluation: one line and
+    no traceback; in evaluation, after the epoch trained is saved."""
+    folder, evaluation = tmp_path / 'damaged', tmp_path / 'damaged_eval'
+    write_folder(str(folder), 4)
+    write_folder(str(evaluation), 2, seed=1)
+    cut_after_header(folder / 'dog' / '000.jpg')
+    cut_after_header(evaluation / 'fish' / '001.jpg')
     done = run_main(f'--dataset={folder}', '--input=stream', '--model=mlp', '--batch_size=4', '--epochs=1',
                     f'--model_dir={tmp_path / "run"}')
     errors = [line for line in done.stderr.splitlines() if line.startswith('error: ')]
     assert done.returncode == 1 and len(errors) == 1, done.stderr[-3000:]
     assert errors[0].startswith('error: the input stream failed in steps 0..2: InvalidArgumentError: ')
     assert errors[0].endswith('the last checkpoint is none') and 'Traceback' not in done.stderr
+    for input_path in ('memory', 'stream'):
+        model_dir = tmp_path / f'eval_{input_path}'
+        write_folder(str(folder), 4)  # whole again
+        done = run_main(f'--dataset={folder}', f'--eval_dataset={evaluation}', f'--input={input_path}',
+                        '--model=mlp', '--batch_size=4', '--epochs=1', f'--model_dir={model_dir}')
+        errors = [line for line in done.stderr.splitlines() if line.startswith('error: ')]
+        assert done.returncode == 1 and len(errors) == 1, done.stderr[-3000:]
+        assert errors[0].startswith('error: the evaluation at step 3 failed: InvalidArgumentError: ')
+        assert errors[0].endswith(f'the last checkpoint is {model_dir / "ckpt-3"}') and 'Traceback' not in done.stderr
+        assert latest_step(model_dir) == 3

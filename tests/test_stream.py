@@ -134,22 +134,20 @@ def test_examples_that_fit_the_budget_are_held_in_memory_and_the_others_streamed
     assert forced.source is None
 
 
-def test_stream_sizes_come_from_the_data_a_count_or_a_setting(caplog):
+def test_stream_sizes_come_from_the_data_a_count_or_a_setting():
     x = np.zeros((100, 2), np.float32)
     known = tf.data.Dataset.from_tensor_slices((x, np.zeros(100, np.int64)))
     unknown = known.filter(lambda a, b: True)
     streamed = prepared(known, input='stream', batch_size=8)
     assert streamed.steps_per_epoch == 12 and streamed.config.stream_sizes == (100,)
-    with caplog.at_level('INFO'):
-        counted = prepared(unknown, input='stream', batch_size=8)
+    counted = prepared(unknown, input='stream', batch_size=8)
     assert counted.steps_per_epoch == 12 and counted.config.stream_sizes == (100,)
-    assert 'counted the examples' in caplog.text
-    with caplog.at_level('INFO'):
-        halves = prepared(tf.data.Dataset.from_tensor_slices((x[:99], np.zeros(99, np.int64))), input='stream',
-                          batch_size=8, input_shards=2)  # shards of 50 and 49 examples: 12 steps of 4 each
+    assert '(--input=stream); its size counted in one pass: 100 examples (' in counted.input_line
+    halves = prepared(tf.data.Dataset.from_tensor_slices((x[:99], np.zeros(99, np.int64))), input='stream',
+                      batch_size=8, input_shards=2)  # shards of 50 and 49 examples: 12 steps of 4 each
     assert halves.steps_per_epoch == 12 and halves.config.stream_sizes == (50, 49)
-    assert 'input shards of unequal size (50 + 49): each epoch reads 12 steps x 4 examples of each, so 1 ' \
-           'examples of the larger shards are not read per epoch' in caplog.text
+    assert halves.input_line.endswith('; input shards of unequal size (50 + 49): each epoch reads 12 steps x 4 '
+                                      'examples of each, so 1 examples of the larger shards are not read per epoch')
     with pytest.raises(config_lib.ConfigError, match='--steps_per_epoch applies to a stream of unknown size'):
         prepared(known, input='stream', steps_per_epoch=5)
     assert prepared(unknown, input='stream', batch_size=8, steps_per_epoch=5).steps_per_epoch == 5
@@ -297,6 +295,7 @@ def test_a_stream_shorter_than_its_steps_per_epoch_stops_with_one_line(tmp_path)
     message = str(excinfo.value)
     assert message.startswith('the input stream failed in steps 8..11: FailedPreconditionError: ') and \
         'expected to contain 200 elements but contained only 100' in message and '\n' not in message
+    assert '(--steps_per_epoch=20 reads 20 x 10 examples of each input shard per epoch)' in message
     assert message.endswith('the last checkpoint is none')  # none yet: the first is at the epoch's end
 
 

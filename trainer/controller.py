@@ -293,8 +293,11 @@ class _Run:
                 raise
             # What a stream read failed on (a shard shorter than its epoch, a file gone, or one whose contents do
             # not decode, values the step's ops refuse: checked up front in memory, only once read here).
+            given = self.config.steps_per_epoch
+            needs = (f' (--steps_per_epoch={given} reads {given} x {self.config.batch_size // self.experiment.shards} '
+                     'examples of each input shard per epoch)') if given else ''
             raise faults.Stop(f'the input stream failed in steps {current}..{current + num_steps - 1}: '
-                              f'{type(e).__name__}: {data.one_line(e, 300)}; the last checkpoint is '
+                              f'{type(e).__name__}: {data.one_line(e, 300)}{needs}; the last checkpoint is '
                               f'{recovery.latest(self.manager.directory)}') from None
         values = ({name: float(v) for name, v in means.items()}, float(rate))
         self._check_nonfinite()
@@ -350,8 +353,15 @@ class _Run:
     def _evaluate(self, evaluation, current):
         if evaluation is None:
             return None
-        with self._averaged_weights():
-            values = {name: float(v) for name, v in self.loop.evaluate(iter(evaluation)).items()}
+        try:
+            with self._averaged_weights():
+                values = {name: float(v) for name, v in self.loop.evaluate(iter(evaluation)).items()}
+        except tf.errors.OpError as e:
+            # What only reading the evaluation data shows (a file that does not decode, a label the loss refuses):
+            # one line, after saving the epoch trained.
+            self._save(current)
+            raise faults.Stop(f'the evaluation at step {current} failed: {type(e).__name__}: {data.one_line(e, 300)}'
+                              f'; the last checkpoint is {recovery.latest(self.manager.directory)}') from None
         summaries.evaluation(self.writers, current, values)
         self.evaluations.append({'step': current, **values})
         rundir.save_evaluations(self.config.model_dir, self.evaluations)

@@ -144,7 +144,7 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
         raise DataError(f'--batch_size={batch_size} must be a positive integer')
     if batch_size > num_examples:
         raise DataError(f'--batch_size={batch_size} is larger than the training split '
-                        f'({num_examples} examples); lower it or widen --train_split')
+                        f'({num_examples} examples); lower it or train on more examples')
     return num_examples // batch_size
 
 

@@ -15,7 +15,6 @@ import time
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 import schedules
 from schedules import flags as schedule_flags
@@ -101,7 +100,7 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
         augment.check(config.augment, config.cutout_size, spec[0])
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    shards, steps_per_epoch, num_train, shard_sizes = _lengths(config, source, num_train, worker)
+    shards, steps_per_epoch, num_train, shard_sizes, notes = _lengths(config, source, num_train, worker)
     if config.train_steps is not None:
         total = config.train_steps
     else:
@@ -134,7 +133,7 @@ def prepare(config, train_data=None, eval_data=None, schedule=None, model_given=
                       serving_outputs=None if model_given else models.serving_outputs(info.class_names),
                       model_given=model_given,
                       user_data=not builtin, source=source, shards=shards, owned_shards=owned, memory_budget=budget,
-                      input_line=_input_line(config.input, why, source, num_train, spec, budget, shards, owned))
+                      input_line=_input_line(config.input, why, source, num_train, spec, budget, shards, owned) + notes)
 
 
 def _file_examples(config, eval_data, budget):
@@ -232,13 +231,13 @@ def _user_source(function, dataset, spec, size):
 
 
 def _lengths(config, source, num_train, worker):
-    """(input shards, steps per epoch, examples or None, [examples per shard] of a sequential stream or None): a
-    stream's from its source, checked."""
+    """(input shards, steps per epoch, examples or None, [examples per shard] of a sequential stream or None,
+    what the input line adds): a stream's from its source, checked."""
     if source is None:
         if config.steps_per_epoch is not None:
             raise ConfigError(f'--steps_per_epoch applies to a stream of unknown size or an infinite one; these '
                               f'{num_train} examples make {num_train // max(1, config.batch_size)} steps per epoch')
-        return 1, data.steps_per_epoch(num_train, config.batch_size), num_train, None
+        return 1, data.steps_per_epoch(num_train, config.batch_size), num_train, None, ''
     shards = config.input_shards or worker[1]
     if shards % worker[1]:
         raise ConfigError(f'--input_shards={shards} does not split over the {worker[1]} workers; use a '
@@ -250,8 +249,8 @@ def _lengths(config, source, num_train, worker):
 
 
 def _stream_epoch(config, source, shards):
-    """(steps per epoch, examples or None, [examples per shard] or None) of a streamed source; an unknown size is
-    counted (said) or given by --steps_per_epoch."""
+    """(steps per epoch, examples or None, [examples per shard] or None, what the input line adds) of a
+    streamed source; an unknown size is counted (said) or given by --steps_per_epoch."""
     local = config.batch_size // shards
     if isinstance(source, stream.RandomAccess) or not source.infinite:
         sizes = [source.num_examples] if isinstance(source, stream.RandomAccess) else source.sizes(shards)
@@ -259,29 +258,29 @@ def _stream_epoch(config, source, shards):
             raise ConfigError(f'--steps_per_epoch applies to a stream of unknown size or an infinite one; these '
                               f'{sum(sizes)} examples make their own epochs')
     if isinstance(source, stream.RandomAccess):
-        return data.steps_per_epoch(source.num_examples, config.batch_size), source.num_examples, None
+        return data.steps_per_epoch(source.num_examples, config.batch_size), source.num_examples, None, ''
     if source.infinite:
         if config.train_steps is None:
             raise ConfigError('the training stream is infinite; give --train_steps (and --steps_per_epoch for how '
                               'often to evaluate and checkpoint, default: once at the end)')
-        return config.steps_per_epoch or config.train_steps, None, None
+        return config.steps_per_epoch or config.train_steps, None, None, ''
     if config.steps_per_epoch is not None:
-        return config.steps_per_epoch, None, None
+        return config.steps_per_epoch, None, None, ''
+    notes = ''
     if sizes is None:
         began = time.perf_counter()
         sizes = stream.count(source, shards)
-        logging.info('counted the examples of %s in one pass: %s (%.1f s); --steps_per_epoch skips this',
-                     source.describe, ' + '.join(map(str, sizes)), time.perf_counter() - began)
+        notes = (f'; its size counted in one pass: {" + ".join(map(str, sizes))} examples '
+                 f'({time.perf_counter() - began:.1f} s; --steps_per_epoch skips this)')
     steps = min(sizes) // local
     if steps == 0:
         raise ConfigError(f'--batch_size={config.batch_size} over {shards} input shard(s) needs {local} examples '
                           f'per shard per step; the smallest shard has {min(sizes)}')
     uneven = sum(sizes) - min(sizes) * shards
     if uneven:
-        logging.info('input shards of unequal size (%s): each epoch reads %d steps x %d examples of each, so %d '
-                     'examples of the larger shards are not read per epoch', ' + '.join(map(str, sizes)), steps,
-                     local, uneven)
-    return steps, sum(sizes), sizes
+        notes += (f'; input shards of unequal size ({" + ".join(map(str, sizes))}): each epoch reads {steps} steps x '
+                  f'{local} examples of each, so {uneven} examples of the larger shards are not read per epoch')
+    return steps, sum(sizes), sizes, notes
 
 
 def _check_buffer(config, source, shards, worker, budget):

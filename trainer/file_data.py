@@ -211,6 +211,8 @@ def _npz(dataset, seed, validation_split, name='--dataset'):
     digest = digest.hexdigest()
     train, held_out = _split(len(x), seed, validation_split, f'{name}={dataset}')
     classes = int(y.max()) + 1
+    if classes < 2 and name == '--dataset':
+        raise DataError(f'{name}={dataset}: every label of {keys[1]} is 0; a classifier needs two or more classes')
     info = tfds_data.DatasetInfo(name=os.path.basename(path).removesuffix('.npz'), image_shape=tuple(x.shape[1:]),
                                  num_classes=classes, class_names=tuple(str(i) for i in range(classes)))
 

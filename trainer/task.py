@@ -43,7 +43,12 @@ def check(model, examples, element_spec, strategy):
     and metrics (their variables belong to that scope); then it computes the loss as the loop does, in a replica
     context (an override may need one: tf.nn.compute_average_loss does). The metrics are reset after.
     """
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(next(iter(examples.batch(2))))
+    try:
+        first = next(iter(examples.batch(2)))
+    except tf.errors.OpError as e:  # e.g. a file whose header was read up front but whose contents do not decode
+        raise ConfigError(f'the first two training examples cannot be read: {type(e).__name__}: '
+                          f'{one_line(e)}') from None
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(first)
     _check_label_dtypes(model, element_spec[1])
     try:
         y_pred = model(x, training=False)
