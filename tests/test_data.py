@@ -244,7 +244,7 @@ def test_steps_per_epoch():
     assert data.steps_per_epoch(10, 3) == 3
     with pytest.raises(data.DataError) as excinfo:
         data.steps_per_epoch(10, 11)
-    _one_line_error(excinfo, '--batch_size=11', '--train_split')
+    _one_line_error(excinfo, '--batch_size=11', 'lower it or train on more examples')
     with pytest.raises(data.DataError):
         data.steps_per_epoch(10, 0)
 
