@@ -285,10 +285,12 @@ def test_tensorboard_data_server_shows_one_value_per_step_equal_to_the_uninterru
 # --- SIGTERM and Ctrl-C ----------------------------------------------------------------------------------
 
 def _signalled(base, name, signum):
-    """A run sent `signum` once it has saved a checkpoint; (model_dir, status, stdout, stderr)."""
+    """A run sent `signum` once it has saved two checkpoints, so that one older than the stop's own exists
+    whichever step the signal meets (the corrupted-checkpoint tests need it); (model_dir, status, stdout, stderr).
+    """
     model_dir = base / name
     process = run_main(*common(base / 'data', model_dir), wait=False)
-    wait_for(lambda: latest_step(str(model_dir)) > 0, process, 'a first checkpoint')
+    wait_for(lambda: latest_step(str(model_dir)) >= 2 * CHECKPOINT_STEPS, process, 'a second checkpoint')
     process.send_signal(signum)
     return (str(model_dir), *finish(process))
 
